@@ -1,0 +1,141 @@
+"""The ``ghostsing`` command line: one entry point, one sub-command per job.
+
+    ghostsing derive   --units K --teacher M --activation erf --skip 0.5 --manifold overlap --format text
+    ghostsing portrait --out simulations/figures --skip 0.5
+    ghostsing simulate --experiment plateau-vs-alpha --out simulations/figures
+
+Each sub-command parses and validates its flags here (argparse) and calls one library function; the
+heavy imports happen only inside the chosen sub-command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ghostsing.models import ACTIVATIONS, MAX_UNITS
+
+MANIFOLDS = ("none", "overlap", "elimination-w", "elimination-J", "linear-dependence")
+FORMATS = ("text", "latex", "json")
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: a float >= 0") from exc
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: a finite float >= 0")
+    return value
+
+
+def _units(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: 1..{MAX_UNITS}") from exc
+    if not 1 <= value <= MAX_UNITS:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: 1..{MAX_UNITS}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: >= 1") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ghostsing", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("derive", help="derive the gradient flow of a reduced teacher-student model")
+    d.add_argument("--units", "-K", type=_units, default=2, help="student hidden units K (1..4)")
+    d.add_argument("--teacher", "-M", type=_units, default=2, help="teacher hidden units M (1..4)")
+    d.add_argument("--input-dim", "-N", type=_positive_int, default=None,
+                   help="input dimension N (default max(K, M))")
+    d.add_argument("--activation", choices=ACTIVATIONS, default="erf")
+    d.add_argument("--skip", type=_nonneg_float, default=0.0, help="skip strength alpha >= 0")
+    d.add_argument("--manifold", choices=MANIFOLDS, default="none",
+                   help="also derive the flow near this singular manifold")
+    d.add_argument("--format", choices=FORMATS, default="text")
+    d.add_argument("--out", default=None, help="also write the LaTeX (or JSON) to this file")
+
+    p = sub.add_parser("portrait", help="phase portraits of the overlap singularity, plain vs skip")
+    p.add_argument("--out", default="simulations/figures", help="folder for PNG + data")
+    p.add_argument("--skip", type=_nonneg_float, default=0.5, help="skip strength of the right panel")
+    p.add_argument("--grid", type=_positive_int, default=41, help="grid points per axis")
+
+    s = sub.add_parser("simulate", help="run a simulation experiment and draw its figures")
+    s.add_argument("--experiment", default="plateau-vs-alpha",
+                   help="which experiment (see `ghostsing simulate --list`)")
+    s.add_argument("--list", action="store_true", help="list the experiments and exit")
+    s.add_argument("--out", default="simulations/figures")
+    s.add_argument("--n", type=_positive_int, default=None, help="trajectories per ensemble")
+    s.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _cmd_derive(args: argparse.Namespace) -> int:
+    from ghostsing.analytic.report import derive_report
+    from ghostsing.models import ModelSpec
+
+    N = args.input_dim if args.input_dim is not None else max(args.units, args.teacher)
+    spec = ModelSpec(K=args.units, M=args.teacher, N=N, activation=args.activation, alpha=args.skip)
+    manifold = None if args.manifold == "none" else args.manifold
+    text = derive_report(spec, manifold=manifold, fmt=args.format)
+    print(text)
+    if args.out:
+        from pathlib import Path
+
+        from ghostsing.analytic.latex import write_text_atomic
+
+        write_text_atomic(Path(args.out), text)
+        print(f"written: {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_portrait(args: argparse.Namespace) -> int:
+    from ghostsing.simulate.experiments import run_portraits
+
+    paths = run_portraits(out_dir=args.out, alpha_skip=args.skip, grid=args.grid)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from ghostsing.simulate import experiments
+
+    if args.list:
+        for name, fn in experiments.EXPERIMENTS.items():
+            print(f"{name:24s} {(fn.__doc__ or '').strip().splitlines()[0]}")
+        return 0
+    if args.experiment not in experiments.EXPERIMENTS:
+        allowed = ", ".join(experiments.EXPERIMENTS)
+        print(f"error: --experiment {args.experiment!r} is not known; allowed: {allowed}", file=sys.stderr)
+        return 2
+    kwargs = {"out_dir": args.out, "seed": args.seed}
+    if args.n is not None:
+        kwargs["n"] = args.n
+    for path in experiments.EXPERIMENTS[args.experiment](**kwargs):
+        print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"derive": _cmd_derive, "portrait": _cmd_portrait, "simulate": _cmd_simulate}[args.command](args)
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
