@@ -1,0 +1,238 @@
+"""Hessian probes against independent references: torch.func.hessian, finite differences, numpy eigvalsh,
+exact traces of matrix powers, the Hutchinson variance formula and hand-derived null-space dimensions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ghostsing.deepcheck.probes import hessian as hs
+
+F64 = torch.float64
+
+
+def _mlp(seed: int, widths=(5, 12, 12, 3), act=torch.nn.Tanh) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    layers: list[torch.nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:], strict=False):
+        layers += [torch.nn.Linear(a, b), act()]
+    return torch.nn.Sequential(*layers[:-1]).to(F64)
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    net = _mlp(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 5, dtype=F64, generator=g)
+    y = torch.randint(0, 3, (100,), generator=g)
+    fl = hs.flat_loss(net, torch.nn.functional.cross_entropy, x, y)
+    dense = torch.func.hessian(fl.fn)(fl.theta)  # jacfwd(jacrev): independent of our HVP code
+    return fl, dense
+
+
+@pytest.mark.parametrize("method", ["jvp", "double_backward"])
+def test_hvp_matches_dense_hessian(small_problem, method):
+    fl, dense = small_problem
+    hvp = hs.make_hvp(fl.fn, fl.theta, method=method)
+    v = torch.randn(6, fl.dim, dtype=F64, generator=torch.Generator().manual_seed(3))
+    np.testing.assert_allclose(hvp(v).numpy(), (v @ dense).numpy(), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(hvp(v[0]).numpy(), (dense @ v[0]).numpy(), atol=1e-12, rtol=0)
+
+
+def test_hvp_matches_finite_difference_of_gradient(small_problem):
+    fl, _ = small_problem
+    v = torch.randn(fl.dim, dtype=F64, generator=torch.Generator().manual_seed(4))
+    grad = torch.func.grad(fl.fn)
+    eps = 1e-5
+    fd = (grad(fl.theta + eps * v) - grad(fl.theta - eps * v)) / (2 * eps)  # O(eps^2) error
+    hv = hs.make_hvp(fl.fn, fl.theta)(v)
+    np.testing.assert_allclose(hv.numpy(), fd.numpy(), atol=1e-8)
+
+
+def test_exact_hessian_equals_torch_func_hessian(small_problem):
+    fl, dense = small_problem
+    h = hs.exact_hessian(fl.fn, fl.theta, chunk=50)
+    np.testing.assert_allclose(h.numpy(), dense.numpy(), atol=1e-13)
+    with pytest.raises(ValueError, match="max_params"):
+        hs.exact_hessian(fl.fn, fl.theta, max_params=10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lanczos_top_and_bottom_against_eigvalsh(seed):
+    net = _mlp(seed, widths=(6, 16, 16, 4))
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(80, 6, dtype=F64, generator=g)
+    y = torch.randint(0, 4, (80,), generator=g)
+    fl = hs.flat_loss(net, torch.nn.functional.cross_entropy, x, y)
+    ev = np.linalg.eigvalsh(torch.func.hessian(fl.fn)(fl.theta).numpy())
+    hvp = hs.make_hvp(fl.fn, fl.theta)
+    top, vecs = hs.extreme_eigenvalues(hvp, fl.dim, 5, m=80, seed=seed, return_vectors=True)
+    bot, _ = hs.extreme_eigenvalues(hvp, fl.dim, 5, which="bottom", m=80, seed=seed)
+    np.testing.assert_allclose(top, ev[::-1][:5], rtol=1e-8)
+    np.testing.assert_allclose(bot, ev[:5], rtol=1e-8)
+    # Ritz vectors are eigenvectors: ||H u - lambda u|| small
+    res = hvp(vecs) - torch.as_tensor(top)[:, None] * vecs
+    assert res.norm(dim=1).max().item() < 1e-6
+
+
+def test_lanczos_breakdown_restart_finds_repeated_eigenvalues():
+    # diagonal operator with eigenvalue 3 of multiplicity 4: a single Krylov space sees it once, the restart
+    # after breakdown must recover the other copies.
+    d = torch.tensor([3.0, 3.0, 3.0, 3.0, 2.0, 1.0, 0.5, -1.0], dtype=F64)
+    top, _ = hs.extreme_eigenvalues(lambda v: v * d, 8, 5, m=8, seed=0)
+    np.testing.assert_allclose(top, [3, 3, 3, 3, 2], atol=1e-10)
+
+
+def test_eigsh_over_linear_operator(small_problem):
+    from scipy.sparse.linalg import eigsh
+
+    fl, dense = small_problem
+    op = hs.HessianOperator(hs.make_hvp(fl.fn, fl.theta), fl.dim, dtype=F64)
+    vals = np.sort(eigsh(op.as_linear_operator(), k=5, which="LA", tol=1e-10)[0])[::-1]
+    ev = np.linalg.eigvalsh(dense.numpy())
+    np.testing.assert_allclose(vals, ev[::-1][:5], rtol=1e-8)
+
+
+def test_slq_quadrature_is_exact_for_low_powers_and_moments_match_traces(small_problem):
+    fl, dense = small_problem
+    hmat = dense.numpy()
+    hvp = hs.make_hvp(fl.fn, fl.theta)
+    m = 10
+    res = hs.slq(hvp, fl.dim, n_probes=64, m=m, seed=5, batch=16)
+    np.testing.assert_allclose(res.weights.sum(1), 1.0, atol=1e-12)
+    # Gauss quadrature with m nodes is exact for polynomials of degree <= 2m-1: recompute v^T H^p v
+    rng = np.random.default_rng(5)
+    z = (rng.integers(0, 2, size=(16, fl.dim)) * 2.0 - 1.0) / np.sqrt(fl.dim)  # first batch of probes
+    for p in (1, 2, 3, 7):
+        direct = np.einsum("bi,bi->b", z, z @ np.linalg.matrix_power(hmat, p).T)
+        np.testing.assert_allclose(res.moment_samples(p)[:16], direct, rtol=1e-7, atol=1e-14)
+    # the averages estimate tr(H^p)/P: within 4 standard errors of the probe average
+    for p in (1, 2, 3, 4):
+        exact = np.trace(np.linalg.matrix_power(hmat, p)) / fl.dim
+        s = res.moment_samples(p)
+        assert abs(s.mean() - exact) < 4 * s.std(ddof=1) / np.sqrt(len(s)), p
+    # broadened density integrates to one and has the right mean
+    grid = np.linspace(res.nodes.min() - 0.2, res.nodes.max() + 0.2, 4001)
+    dens = res.density(grid, sigma=0.01)
+    assert abs(np.trapezoid(dens, grid) - 1) < 1e-6
+    assert abs(np.trapezoid(grid * dens, grid) - res.moment(1)) < 1e-6
+
+
+def test_hutchinson_error_shrinks_like_inverse_sqrt_n(small_problem):
+    fl, dense = small_problem
+    hmat = dense.to(F64)
+    exact = float(torch.trace(hmat))
+    off = hmat - torch.diag(torch.diag(hmat))
+    sigma1 = float(torch.sqrt(2 * (off**2).sum()))  # sd of one Rademacher sample z^T H z
+    ns = np.array([4, 16, 64, 256])
+    rng = np.random.default_rng(11)
+    rms = []
+    for n in ns:
+        errs = [
+            hs.hutchinson_trace(lambda v: v @ hmat, fl.dim, int(n), batch=256, seed=rng).mean - exact
+            for _ in range(300)
+        ]
+        rms.append(np.sqrt(np.mean(np.square(errs))))
+    slope = np.polyfit(np.log(ns), np.log(rms), 1)[0]
+    assert abs(slope + 0.5) < 0.08, slope
+    np.testing.assert_allclose(rms, sigma1 / np.sqrt(ns), rtol=0.15)
+    est = hs.hutchinson_trace(lambda v: v @ hmat, fl.dim, 64, seed=1)
+    assert abs(est.stderr - sigma1 / 8) / (sigma1 / 8) < 0.35
+
+
+class _TwoLayer(torch.nn.Module):
+    """f(x) = sum_i w_i act(J_i . x), no biases."""
+
+    def __init__(self, J: torch.Tensor, w: torch.Tensor, act):
+        super().__init__()
+        self.J = torch.nn.Parameter(J.clone())
+        self.w = torch.nn.Parameter(w.clone())
+        self.act = act
+
+    def forward(self, x):
+        return self.act(x @ self.J.T) @ self.w
+
+
+def _half_mse(out, y):
+    return 0.5 * ((out - y) ** 2).mean()
+
+
+def test_degeneracy_dead_and_duplicated_units_at_zero_loss():
+    # f(x) = sum_{i<K} w_i tanh(J_i.x), N = 3 inputs, K = 5 units, P = K (N + 1) = 20, targets y =
+    # f_{theta*}(x)
+    # so the residual is zero and H = (1/n) Jac^T Jac with Jac the n x P Jacobian of the outputs.
+    # Unit 0 dead (w_0 = 0, J_0 = 0): d f/d w_0 = tanh(0) = 0 and d f/d J_0 = w_0 tanh'(.) x = 0, so its
+    # N + 1 = 4
+    # columns vanish.  Units 1, 2 duplicated (J_1 = J_2): d f/d w_1 = d f/d w_2 and d f/d J_2 = (w_2/w_1)
+    # d f/d J_1,
+    # another N + 1 = 4 dependent columns.  The other columns are generic (n = 200 >> P), so
+    # rank H = P - 2 (N + 1) = 12 and exactly 8 eigenvalues are zero.
+    n_in, k = 3, 5
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, n_in, dtype=F64, generator=g)
+    J = torch.randn(k, n_in, dtype=F64, generator=g)
+    w = torch.randn(k, dtype=F64, generator=g)
+    J[0], w[0], J[2] = 0.0, 0.0, J[1]
+    net = _TwoLayer(J, w, torch.tanh)
+    y = net(x).detach()
+    fl = hs.flat_loss(net, _half_mse, x, y)
+    ev = hs.exact_spectrum(fl.fn, fl.theta)
+    assert fl.dim == 20
+    n_zero = int(np.sum(np.abs(ev) < 1e-10 * ev.max()))
+    assert n_zero == 2 * (n_in + 1)
+    assert np.sort(np.abs(ev))[8] > 1e-6 * ev.max()  # clear gap above the null space
+    frac = hs.degeneracy_curve(ev, taus=(1e-10,))
+    assert frac[0] == pytest.approx(8 / 20)
+
+
+def test_degeneracy_dead_relu_unit_away_from_a_minimum():
+    # ReLU net, x_0 = 1 for every sample and J_0 = (-10, 0, 0, 0): unit 0 is dead on a neighbourhood of
+    # theta,
+    # so L is locally constant in its N + 1 = 5 coordinates (w_0, J_0) and those Hessian rows vanish even
+    # with a
+    # non-zero residual (random targets).  No other exact null direction exists (ReLU rescaling symmetry
+    # only
+    # gives one at critical points), so exactly 5 zero eigenvalues.
+    n_in, k = 4, 5
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, n_in, dtype=F64, generator=g)
+    x[:, 0] = 1.0
+    J = torch.randn(k, n_in, dtype=F64, generator=g)
+    w = torch.randn(k, dtype=F64, generator=g)
+    J[0] = torch.tensor([-10.0, 0.0, 0.0, 0.0])
+    net = _TwoLayer(J, w, torch.relu)
+    y = torch.randn(300, dtype=F64, generator=g)
+    fl = hs.flat_loss(net, _half_mse, x, y)
+    ev = hs.exact_spectrum(fl.fn, fl.theta)
+    assert int(np.sum(np.abs(ev) < 1e-10 * ev.max())) == n_in + 1
+    assert hs.negative_fraction(ev, tol=1e-10 * ev.max()) > 0  # not a minimum: negative curvature present
+
+
+def test_slq_degeneracy_estimate_against_exact():
+    # validation of the density-based estimate used for large nets (see docs/curvature.md for the tolerance)
+    net = _mlp(2, widths=(8, 24, 24, 4))
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(150, 8, dtype=F64, generator=g)
+    y = torch.randint(0, 4, (150,), generator=g)
+    fl = hs.flat_loss(net, torch.nn.functional.cross_entropy, x, y)
+    ev = hs.exact_spectrum(fl.fn, fl.theta)
+    res = hs.slq(hs.make_hvp(fl.fn, fl.theta), fl.dim, n_probes=16, m=100, seed=0, batch=16)
+    taus = (1e-2, 1e-1)
+    est = res.degeneracy(taus, lambda_max=ev.max())
+    np.testing.assert_allclose(est, hs.degeneracy_curve(ev, taus), atol=0.08)
+    assert abs(res.negative_fraction() - hs.negative_fraction(ev)) < 0.08
+    assert res.lambda_max == pytest.approx(ev.max(), rel=1e-6)
+
+
+def test_bad_inputs():
+    with pytest.raises(TypeError):
+        hs.flat_loss("not a model", _half_mse, torch.zeros(1), torch.zeros(1))
+    with pytest.raises(ValueError, match="method"):
+        hs.make_hvp(lambda t: (t**2).sum(), torch.zeros(3), method="nope")
+    with pytest.raises(ValueError, match="taus"):
+        hs.degeneracy_curve(np.array([1.0, 0.0]), taus=(2.0,))
+    with pytest.raises(ValueError, match="which"):
+        hs.extreme_eigenvalues(lambda v: v, 4, 2, which="middle")
+    with pytest.raises(ValueError, match="k must"):
+        hs.extreme_eigenvalues(lambda v: v, 4, 9)
