@@ -1,0 +1,413 @@
+"""Networks for the deep checks: deep ReLU MLPs with skips (batched over seeds) and the 2022 CNNs.
+
+Deep MLP with ``depth`` hidden layers of ``width`` ReLU units (``x`` the flattened input)::
+
+    a_1 = relu(W_1 x + b_1),                     h_1 = a_1
+    a_l = relu(W_l h_{l-1} + b_l),               h_l = a_l + S_l(h_{1..l-1})     (l = 2..depth)
+    logits = W_out h_depth + b_out
+
+with the skip ``S_l`` chosen by a skip string:
+
+* ``none``          ``S_l = 0`` (plain net);
+* ``identity``      ``S_l = h_{l-1}`` (residual);
+* ``scaled:alpha``  ``S_l = alpha h_{l-1}``;
+* ``lowrank:k``     ``S_l = D_k h_{l-1}``, ``D_k = diag(1,..,1,0,..,0)`` with ``k`` ones: a degenerate
+  identity skip (``k = 0`` is plain, ``k = width`` residual);
+* ``orthogonal``    ``S_l = Q_l h_{l-1}`` with a fixed (untrained) random orthogonal ``Q_l`` (Haar, drawn
+  from the network's seed);
+* ``hyper``         ``S_l = (1/(l-1)) sum_{j<l} h_j`` (hyper-residual: every earlier layer's output
+  feeds layer ``l``; the mean keeps the scale bounded, as the normalised skip sum of Orhan & Pitkow).
+
+Initialisation is PyTorch's ``nn.Linear`` default, ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, drawn
+from ``torch.Generator().manual_seed(seed)`` in layer order, so seed ``s`` of a :class:`BatchedMLP`
+equals ``MLP.from_seed(cfg, s)`` exactly.  :class:`BatchedMLP` holds ``S`` networks as parameters with
+a leading seed axis and runs them with batched matrix products (``torch.baddbmm``); gradients of
+``sum_s L_s`` separate per seed, so one optimiser step on it equals ``S`` separate steps for
+element-wise optimisers (SGD, Adam, RMSprop).
+
+``parker_hoang_cnn`` / ``parker_hoang_resnet`` rebuild the two Keras models of the 2022 course report
+(418,794 and 223,242 parameters); :class:`BatchedModule` runs ``S`` copies of any module through
+``torch.func.vmap(functional_call)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+SKIP_KINDS: tuple[str, ...] = ("none", "identity", "hyper", "orthogonal", "lowrank:k", "scaled:alpha")
+_DIAG_KINDS = ("none", "identity", "lowrank", "scaled")
+
+
+@dataclass(frozen=True)
+class SkipSpec:
+    """A parsed skip string: ``kind`` in none|identity|hyper|orthogonal|lowrank|scaled, ``k``, ``alpha``."""
+
+    kind: str
+    k: int | None = None
+    alpha: float | None = None
+
+    def diag(self, width: int) -> torch.Tensor:
+        """Diagonal of the skip matrix for the diagonal kinds (none, identity, lowrank:k, scaled:alpha)."""
+        if self.kind == "none":
+            return torch.zeros(width)
+        if self.kind == "identity":
+            return torch.ones(width)
+        if self.kind == "scaled":
+            return torch.full((width,), float(self.alpha))
+        if self.kind == "lowrank":
+            if self.k > width:
+                raise ValueError(f"lowrank:{self.k} needs k <= width={width}")
+            d = torch.zeros(width)
+            d[: self.k] = 1.0
+            return d
+        raise ValueError(f"skip kind {self.kind!r} has no diagonal form")
+
+
+def parse_skip(skip: str) -> SkipSpec:
+    """Parse ``none | identity | hyper | orthogonal | lowrank:k | scaled:alpha`` (k >= 0 int, alpha real)."""
+    if not isinstance(skip, str):
+        raise TypeError(f"skip must be a string, got {type(skip).__name__}")
+    s = skip.strip().lower()
+    if s in ("none", "identity", "hyper", "orthogonal"):
+        return SkipSpec(s)
+    kind, _, arg = s.partition(":")
+    try:
+        if kind == "lowrank" and arg:
+            k = int(arg)
+            if k < 0:
+                raise ValueError
+            return SkipSpec("lowrank", k=k)
+        if kind == "scaled" and arg:
+            alpha = float(arg)
+            if not math.isfinite(alpha):
+                raise ValueError
+            return SkipSpec("scaled", alpha=alpha)
+    except ValueError:
+        pass
+    raise ValueError(f"skip {skip!r} is not one of {', '.join(SKIP_KINDS)} (k an integer >= 0, alpha finite)")
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Shape of a deep MLP: ``depth`` hidden layers of ``width`` units, ``in_dim`` inputs, ``n_classes``."""
+
+    depth: int
+    width: int
+    in_dim: int = 3072
+    n_classes: int = 10
+    skip: str = "none"
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "width", "in_dim", "n_classes"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"MLPConfig.{name}={v!r} must be an integer >= 1")
+        parse_skip(self.skip)
+
+    @property
+    def n_params(self) -> int:
+        """``(in+1) w + (depth-1)(w+1) w + (w+1) C`` trainable parameters (skips are fixed)."""
+        w = self.width
+        return (self.in_dim + 1) * w + (self.depth - 1) * (w + 1) * w + (w + 1) * self.n_classes
+
+
+def init_mlp_tensors(
+    cfg: MLPConfig, seed: int
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """Initial ``[(W_l, b_l)]`` (input, hidden..., output) and orthogonal skips ``Q`` (depth-1, w, w).
+
+    ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (float32) from ``torch.Generator().manual_seed(seed)``;
+    ``Q_l`` = the Q factor of a standard normal matrix with signs fixed by ``diag(R) > 0`` (Haar).
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    dims = [cfg.in_dim] + [cfg.width] * cfg.depth + [cfg.n_classes]
+    layers = []
+    for fan_in, fan_out in zip(dims[:-1], dims[1:], strict=True):
+        bound = 1.0 / math.sqrt(fan_in)
+        w = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
+        b = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
+        layers.append((w, b))
+    qs = []
+    for _ in range(cfg.depth - 1):
+        q, r = torch.linalg.qr(torch.randn(cfg.width, cfg.width, generator=g, dtype=torch.float64))
+        qs.append((q * torch.sign(torch.diagonal(r))).float())
+    q = torch.stack(qs) if qs else torch.zeros(0, cfg.width, cfg.width)
+    return layers, q
+
+
+class MLP(nn.Module):
+    """One deep MLP built from ``nn.Linear`` layers (the plain-PyTorch reference for :class:`BatchedMLP`)."""
+
+    def __init__(self, cfg: MLPConfig, seed: int = 0, dtype: torch.dtype = torch.float32, device="cpu"):
+        super().__init__()
+        self.cfg = cfg
+        self.spec = parse_skip(cfg.skip)
+        layers, q = init_mlp_tensors(cfg, seed)
+        self.linears = nn.ModuleList()
+        for w, b in layers:
+            lin = nn.Linear(w.shape[1], w.shape[0], device=device, dtype=dtype)
+            with torch.no_grad():
+                lin.weight.copy_(w)
+                lin.bias.copy_(b)
+            self.linears.append(lin)
+        self.register_buffer("skip_q", q.to(device=device, dtype=dtype))
+        if self.spec.kind in _DIAG_KINDS:
+            self.register_buffer("skip_diag", self.spec.diag(cfg.width).to(device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        hs: list[torch.Tensor] = []
+        h = torch.relu(self.linears[0](x))
+        hs.append(h)
+        for i, lin in enumerate(self.linears[1:-1]):
+            a = torch.relu(lin(h))
+            if self.spec.kind == "hyper":
+                h = a + torch.stack(hs).mean(0)
+            elif self.spec.kind == "orthogonal":
+                h = a + h @ self.skip_q[i].T
+            else:
+                h = a + self.skip_diag * h
+            hs.append(h)
+        out = self.linears[-1](h)
+        return (out, hs) if return_hidden else out
+
+
+def _skip_mode(specs: Sequence[SkipSpec]) -> str:
+    kinds = {s.kind for s in specs}
+    if kinds <= set(_DIAG_KINDS):
+        return "diag"
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    raise ValueError(
+        f"cannot batch skips {sorted(kinds)} together: "
+        "orthogonal and hyper nets batch only with their own kind"
+    )
+
+
+def batch_groups(skips: Sequence[str]) -> list[list[str]]:
+    """Split skip strings into groups that one :class:`BatchedMLP` can hold (diagonal kinds together)."""
+    diag = [s for s in skips if parse_skip(s).kind in _DIAG_KINDS]
+    groups = [diag] if diag else []
+    for kind in ("orthogonal", "hyper"):
+        g = [s for s in skips if parse_skip(s).kind == kind]
+        if g:
+            groups.append(g)
+    return groups
+
+
+class BatchedMLP(nn.Module):
+    """``S`` deep MLPs (one per ``(seed, skip)`` pair) as one model with a leading network axis.
+
+    Parameters ``w_in (S,w,in)``, ``b_in (S,w)``, ``w_hid (S,depth-1,w,w)``, ``b_hid (S,depth-1,w)``,
+    ``w_out (S,C,w)``, ``b_out (S,C)``.  ``forward(x)`` takes ``x`` of shape ``(S, B, in)`` (network
+    ``s`` sees its own batch ``x[s]``) or ``(B, in)`` (the same batch for all) and returns ``(S, B, C)``.
+    Diagonal skips (none, identity, lowrank:k, scaled:alpha) may be mixed in one model.
+    """
+
+    def __init__(
+        self,
+        cfg: MLPConfig,
+        seeds: Sequence[int],
+        skips: Sequence[str] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device="cpu",
+    ):
+        super().__init__()
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("BatchedMLP needs at least one seed")
+        skips = list(skips) if skips is not None else [cfg.skip] * len(seeds)
+        if len(skips) != len(seeds):
+            raise ValueError(f"{len(skips)} skips for {len(seeds)} seeds: give one skip per network")
+        self.cfg, self.seeds, self.skips = cfg, tuple(seeds), tuple(skips)
+        specs = [parse_skip(s) for s in skips]
+        self.mode = _skip_mode(specs)
+        inits = [init_mlp_tensors(cfg, s) for s in seeds]
+
+        def stack(fn):
+            return nn.Parameter(
+                torch.stack([fn(layers) for layers, _ in inits]).to(device=device, dtype=dtype)
+            )
+
+        self.w_in, self.b_in = stack(lambda L: L[0][0]), stack(lambda L: L[0][1])
+        if cfg.depth > 1:
+            self.w_hid = stack(lambda L: torch.stack([w for w, _ in L[1:-1]]))
+            self.b_hid = stack(lambda L: torch.stack([b for _, b in L[1:-1]]))
+        else:
+            self.w_hid = nn.Parameter(
+                torch.zeros(len(seeds), 0, cfg.width, cfg.width, device=device, dtype=dtype)
+            )
+            self.b_hid = nn.Parameter(torch.zeros(len(seeds), 0, cfg.width, device=device, dtype=dtype))
+        self.w_out, self.b_out = stack(lambda L: L[-1][0]), stack(lambda L: L[-1][1])
+        if self.mode == "orthogonal":
+            self.register_buffer("skip_q", torch.stack([q for _, q in inits]).to(device=device, dtype=dtype))
+        elif self.mode == "diag":
+            self.register_buffer(
+                "skip_diag", torch.stack([sp.diag(cfg.width) for sp in specs]).to(device=device, dtype=dtype)
+            )
+
+    @property
+    def n_nets(self) -> int:
+        return len(self.seeds)
+
+    def layer_weights(self) -> list[torch.Tensor]:
+        """Incoming weight matrices of the hidden layers, each ``(S, w, fan_in)``."""
+        return [self.w_in] + [self.w_hid[:, i] for i in range(self.cfg.depth - 1)]
+
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        S = self.n_nets
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(S, -1, -1)
+        if x.shape[0] != S:
+            raise ValueError(f"input has {x.shape[0]} networks' batches, model has {S}")
+        h = torch.relu(torch.baddbmm(self.b_in.unsqueeze(1), x, self.w_in.transpose(1, 2)))
+        hs = [h]
+        for i in range(self.cfg.depth - 1):
+            a = torch.relu(torch.baddbmm(self.b_hid[:, i].unsqueeze(1), h, self.w_hid[:, i].transpose(1, 2)))
+            if self.mode == "hyper":
+                h = a + torch.stack(hs).mean(0)
+            elif self.mode == "orthogonal":
+                h = a + torch.bmm(h, self.skip_q[:, i].transpose(1, 2))
+            else:
+                h = a + self.skip_diag.unsqueeze(1) * h
+            hs.append(h)
+        out = torch.baddbmm(self.b_out.unsqueeze(1), h, self.w_out.transpose(1, 2))
+        return (out, hs) if return_hidden else out
+
+    def extract(self, s: int) -> MLP:
+        """Network ``s`` as a stand-alone :class:`MLP` with its current weights."""
+        cfg = MLPConfig(self.cfg.depth, self.cfg.width, self.cfg.in_dim, self.cfg.n_classes, self.skips[s])
+        net = MLP(cfg, self.seeds[s], dtype=self.w_in.dtype, device=self.w_in.device)
+        ws = [(self.w_in[s], self.b_in[s])]
+        ws += [(self.w_hid[s, i], self.b_hid[s, i]) for i in range(self.cfg.depth - 1)]
+        ws += [(self.w_out[s], self.b_out[s])]
+        with torch.no_grad():
+            for lin, (w, b) in zip(net.linears, ws, strict=True):
+                lin.weight.copy_(w)
+                lin.bias.copy_(b)
+            if self.mode == "orthogonal":
+                net.skip_q.copy_(self.skip_q[s])
+        return net
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def parker_hoang_cnn(dropout: float = 0.5, n_classes: int = 10) -> nn.Sequential:
+    """The plain ("CNN sequential") model of the 2022 report: 418,794 parameters for 10 classes.
+
+    conv3x3(32, same)-conv3x3(32, same)-maxpool2 - conv(64)x2-maxpool2 - conv(128)x2-maxpool2 - flatten
+    (2048) - dense 64 (ReLU) - dense 10 - dropout, all convs ReLU.  As in the report's summary the
+    dropout acts on the last layer's output (rate not stated there; 0.5 by default).  Input NCHW 32x32.
+    """
+
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+
+    return nn.Sequential(
+        *block(3, 32),
+        *block(32, 64),
+        *block(64, 128),
+        nn.Flatten(),
+        nn.Linear(2048, 64),
+        nn.ReLU(),
+        nn.Linear(64, n_classes),
+        nn.Dropout(dropout),
+    )
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv2(torch.relu(self.conv1(x)))) + x
+
+
+def parker_hoang_resnet(dropout: float = 0.5, n_classes: int = 10) -> nn.Sequential:
+    """The residual ("RNN functional") model of the 2022 report: 223,242 parameters for 10 classes.
+
+    conv3x3(32, valid) 30x30 - conv3x3(64, valid) 28x28 - maxpool3 9x9 - two residual blocks
+    ``x + relu(conv(relu(conv(x))))`` (64 ch, same) - conv3x3(64, valid) 7x7 - global average pooling
+    - dense 256 (ReLU) - dropout (0.5, as in the Keras toy ResNet it follows) - dense 10.
+    """
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(3),
+        _ResBlock(64),
+        _ResBlock(64),
+        nn.Conv2d(64, 64, 3),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 256),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(256, n_classes),
+    )
+
+
+CNN_FACTORIES: dict[str, Callable[[], nn.Module]] = {"cnn": parker_hoang_cnn, "resnet": parker_hoang_resnet}
+
+
+class BatchedModule(nn.Module):
+    """``S`` copies of a module, copy ``s`` initialised under ``torch.manual_seed(seeds[s])``.
+
+    Parameters are stacked with a leading network axis (``torch.func.stack_module_state``) and the
+    forward pass is ``vmap(functional_call)`` over that axis with independent dropout per copy.
+    ``forward(x)`` takes ``(S, B, ...)`` and returns ``(S, B, C)``.
+    """
+
+    def __init__(
+        self, factory: Callable[[], nn.Module], seeds: Sequence[int], dtype=torch.float32, device="cpu"
+    ):
+        super().__init__()
+        self.seeds = tuple(int(s) for s in seeds)
+        mods = []
+        for s in self.seeds:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(s)
+                mods.append(factory().to(device=device, dtype=dtype))
+        params, buffers = torch.func.stack_module_state(mods)
+        self.names = tuple(params)
+        self.params = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v) for k, v in params.items()})
+        for k, v in buffers.items():
+            self.register_buffer("buf__" + k.replace(".", "__"), v)
+        self._base = (mods[0],)  # a tuple keeps it out of the registered submodules
+
+    @property
+    def n_nets(self) -> int:
+        return len(self.seeds)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._base[0].train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        base = self._base[0]
+        state = {k: self.params[k.replace(".", "__")] for k in self.names}
+        for name, buf in self.named_buffers():
+            state[name[len("buf__") :].replace("__", ".")] = buf
+
+        def one(p, xb):
+            return torch.func.functional_call(base, p, (xb,))
+
+        return torch.func.vmap(one, randomness="different")(state, x)
