@@ -1,0 +1,150 @@
+"""Unit-level singularity probes of hidden layers: eliminated, overlapping and linearly dependent units.
+
+For one hidden layer with ``n`` units, ``H`` is its output over ``N`` probe inputs (``N x n``; for skip
+nets the layer output ``h_l = a_l + S_l(...)``, i.e. what the next layer receives, so a singularity of
+the next layer's incoming weights shows up here) and ``W`` its incoming weights (``n x fan_in``).
+Definitions and thresholds (:class:`ProbeConfig`):
+
+* **eliminated (dead)** unit ``i``: ``max_x |H[x, i]| <= act_tol`` — zero on every probe input, so the
+  next layer's weights out of it are unidentifiable (elimination singularity). Default ``act_tol = 0``.
+* **eliminated (small weights)** unit ``i``: ``||W_i|| < weight_frac * median_j ||W_j||``
+  (default ``weight_frac = 0.01``).
+* **overlapping** units: pairs ``i < j`` with cosine similarity ``cos(v_i, v_j) > cos_threshold``
+  (default 0.99) of the incoming weight rows ``v = W_i`` (*weights*) or of the activation columns
+  ``v = H[:, i]`` (*activations*); units with a zero vector are left out. Reported: the number of such
+  pairs and the fraction of units that belong to at least one pair.
+* **linear dependence**: singular values ``s_1 >= ... >= s_r`` of ``H`` (``r = min(N, n)``);
+  effective rank ``erank = exp(-sum_k p_k log p_k)``, ``p_k = s_k / sum s`` (Roy & Vetterli 2007),
+  reported also as ``erank / n``; numerical rank ``#{s_k > rank_rel_tol * s_1}`` and the fraction of
+  singular values at or below ``rank_rel_tol * s_1`` (default ``rank_rel_tol = 1e-3``). ``H`` is not
+  centred: a constant unit counts as a direction, as it does for the next layer's affine map.
+
+Every probe takes a leading network axis ``S`` (a :class:`~ghostsing.deepcheck.nets.BatchedMLP`) and
+returns arrays ``(S,)`` per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+METRICS: tuple[str, ...] = (
+    "dead_frac", "small_weight_frac", "overlap_w_frac", "overlap_w_pairs", "overlap_act_frac",
+    "overlap_act_pairs", "erank", "erank_frac", "num_rank", "small_sv_frac",
+)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Thresholds of the unit probes (see the module docstring) and the number of probe inputs."""
+
+    act_tol: float = 0.0
+    weight_frac: float = 0.01
+    cos_threshold: float = 0.99
+    rank_rel_tol: float = 1e-3
+    n_probe: int = 500
+
+    def __post_init__(self) -> None:
+        if self.act_tol < 0:
+            raise ValueError(f"act_tol={self.act_tol} must be >= 0")
+        if not 0 < self.weight_frac < 1:
+            raise ValueError(f"weight_frac={self.weight_frac} must lie in (0, 1)")
+        if not -1 < self.cos_threshold < 1:
+            raise ValueError(f"cos_threshold={self.cos_threshold} must lie in (-1, 1)")
+        if not 0 < self.rank_rel_tol < 1:
+            raise ValueError(f"rank_rel_tol={self.rank_rel_tol} must lie in (0, 1)")
+        if self.n_probe < 1:
+            raise ValueError(f"n_probe={self.n_probe} must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _batched(t: torch.Tensor, dims: int) -> torch.Tensor:
+    t = torch.as_tensor(t)
+    return t.unsqueeze(0) if t.dim() == dims else t
+
+
+def dead_units(H: torch.Tensor, act_tol: float = 0.0) -> torch.Tensor:
+    """Mask ``(S, n)`` of units with ``max_x |H[x, i]| <= act_tol``; ``H`` is ``(S, N, n)`` or ``(N, n)``."""
+    H = _batched(H, 2)
+    return H.abs().amax(dim=1) <= act_tol
+
+
+def small_weight_units(W: torch.Tensor, weight_frac: float = 0.01) -> torch.Tensor:
+    """Mask ``(S, n)`` of rows with ``||W_i|| < weight_frac * median_j ||W_j||``; ``W`` is ``(S, n, d)``."""
+    W = _batched(W, 2)
+    norms = torch.linalg.vector_norm(W, dim=2)
+    med = norms.median(dim=1, keepdim=True).values
+    return norms < weight_frac * med
+
+
+def overlapping_pairs(V: torch.Tensor, cos_threshold: float = 0.99) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs ``i < j`` of rows of ``V`` (``(S, n, d)``) with cosine similarity above ``cos_threshold``.
+
+    Returns ``(n_pairs (S,), in_pair (S, n) mask)``; zero rows take part in no pair.
+    """
+    V = _batched(V, 2)
+    norms = torch.linalg.vector_norm(V, dim=2, keepdim=True)
+    nonzero = norms.squeeze(2) > 0
+    U = V / torch.where(norms > 0, norms, torch.ones_like(norms))
+    C = U @ U.transpose(1, 2)
+    n = V.shape[1]
+    upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=V.device), diagonal=1)
+    valid = nonzero.unsqueeze(2) & nonzero.unsqueeze(1) & upper
+    hit = (C > cos_threshold) & valid
+    in_pair = hit.any(dim=2) | hit.any(dim=1)
+    return hit.sum(dim=(1, 2)), in_pair
+
+
+def spectrum_stats(H: torch.Tensor, rank_rel_tol: float = 1e-3) -> dict[str, torch.Tensor]:
+    """Effective rank, ``erank/n``, numerical rank, small-singular-value fraction of ``H`` ``(S, N, n)``."""
+    H = _batched(H, 2)
+    s = torch.linalg.svdvals(H.double())
+    n = H.shape[2]
+    total = s.sum(dim=1, keepdim=True)
+    p = s / torch.where(total > 0, total, torch.ones_like(total))
+    ent = -(torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))).sum(dim=1)
+    erank = torch.where(total.squeeze(1) > 0, torch.exp(ent), torch.zeros_like(ent))
+    big = s > rank_rel_tol * s[:, :1]
+    num_rank = big.sum(dim=1)
+    return {
+        "erank": erank,
+        "erank_frac": erank / n,
+        "num_rank": num_rank.double(),
+        "small_sv_frac": (s.shape[1] - num_rank).double() / s.shape[1],
+    }
+
+
+def probe_layer(H: torch.Tensor, W: torch.Tensor, cfg: ProbeConfig = ProbeConfig()) -> dict[str, np.ndarray]:
+    """All metrics of :data:`METRICS` for one layer: ``H (S, N, n)`` outputs, ``W (S, n, d)`` weights."""
+    H, W = _batched(H, 2).detach(), _batched(W, 2).detach()
+    n = H.shape[2]
+    out = {
+        "dead_frac": dead_units(H, cfg.act_tol).double().mean(1),
+        "small_weight_frac": small_weight_units(W, cfg.weight_frac).double().mean(1),
+    }
+    pw, mw = overlapping_pairs(W, cfg.cos_threshold)
+    pa, ma = overlapping_pairs(H.transpose(1, 2), cfg.cos_threshold)
+    out.update(overlap_w_pairs=pw.double(), overlap_w_frac=mw.double().sum(1) / n,
+               overlap_act_pairs=pa.double(), overlap_act_frac=ma.double().sum(1) / n)
+    out.update(spectrum_stats(H, cfg.rank_rel_tol))
+    return {k: out[k].cpu().numpy() for k in METRICS}
+
+
+@torch.no_grad()
+def probe_mlp(model, x_probe: torch.Tensor, cfg: ProbeConfig = ProbeConfig()) -> dict[str, np.ndarray]:
+    """Probe every hidden layer of a batched MLP (:class:`~ghostsing.deepcheck.nets.BatchedMLP`).
+
+    ``x_probe`` is ``(N, in)``, the same inputs for every network.
+
+    Returns ``{metric: array (S, depth)}``, layer ``l`` in column ``l - 1``.
+    """
+    was_training = model.training
+    model.eval()
+    _, hs = model(x_probe, return_hidden=True)
+    model.train(was_training)
+    per_layer = [probe_layer(h, w, cfg) for h, w in zip(hs, model.layer_weights(), strict=True)]
+    return {k: np.stack([p[k] for p in per_layer], axis=1) for k in METRICS}
