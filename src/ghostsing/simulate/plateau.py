@@ -1,0 +1,443 @@
+"""Plateaus and escape times of gradient-flow trajectories, their statistics and scaling-law fits.
+
+Definition (used everywhere in ghostsing)
+-----------------------------------------
+Let a trajectory be sampled at increasing times ``t_0 < t_1 < ... < t_{T-1}`` with loss ``L(t_k)`` and
+(optionally) gradient norm ``G(t_k) = |grad L|(t_k)``.  Given the *saddle value* ``L_s`` (the loss on the
+singular manifold: for the overlap singularity of a K-unit student the loss of the best (K-1)-unit fit
+embedded in ``{J_i = J_j}``), a band half-width ``delta > 0`` and a gradient threshold ``g_tol``:
+
+* the trajectory is *on the plateau* at time t when ``|L(t) - L_s| <= delta`` and ``G(t) < g_tol``
+  (the second condition is dropped when no gradient norm is given);
+* the *entry time* ``t_in`` is the first time the trajectory is on the plateau;
+* the *escape time* ``t_esc`` is the first time after ``t_in`` at which ``L(t) < L_s - delta``
+  (the loss has left the band downwards); it is ``nan`` (censored) when that never happens in the
+  sampled window;
+* the *plateau length* ``tau = t_esc - t_in`` (escaped trajectories), and the *longest plateau* is the
+  length of the longest connected time interval on the plateau (also defined for censored runs; it is
+  then a lower bound).
+
+Crossing times are located by linear interpolation between the two samples that bracket the crossing
+(error O(h^2 L'') on a grid of spacing h); when a callable dense output ``L(t)`` is given they are
+refined by Brent's method to ``xtol``.
+
+Scaling laws fitted here
+------------------------
+* log law (escape from a hyperbolic line, alpha = 0):  ``tau = a ln(1/eps) + c``; the theory says
+  ``a = 1/lambda_u`` with ``lambda_u`` the transverse eigenvalue of the flow's Jacobian on the line;
+* power law (ghost passage as alpha -> 0):  ``tau = A alpha^(-p)``, fitted as ``ln tau = ln A - p ln alpha``;
+* log law in alpha:  ``tau = b ln(1/alpha) + d``.
+
+Confidence intervals are percentile bootstrap intervals over resampled (x, tau) pairs.  Models are
+compared by AIC computed from residuals on the tau scale (``AIC = n ln(RSS/n) + 2k``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import brentq
+
+__all__ = [
+    "PlateauConfig",
+    "Plateau",
+    "FitResult",
+    "crossing_time",
+    "detect_plateau",
+    "detect_plateaus",
+    "fit_log_law",
+    "fit_power_law",
+    "fit_log_alpha_law",
+    "compare_alpha_laws",
+    "summarize",
+    "transverse_rate",
+]
+
+
+# --------------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class PlateauConfig:
+    """Parameters of the plateau definition (module docstring).
+
+    L_s : saddle value of the loss (loss on the singular manifold).
+    delta : half-width of the band ``[L_s - delta, L_s + delta]``, > 0.
+    g_tol : gradient-norm threshold (``inf`` to ignore the gradient), > 0.
+    """
+
+    L_s: float
+    delta: float
+    g_tol: float = math.inf
+
+    def __post_init__(self) -> None:
+        for name in ("L_s", "delta", "g_tol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                raise TypeError(f"{name} must be a float, got {value!r} of type {type(value).__name__}")
+        if not math.isfinite(self.L_s):
+            raise ValueError(f"L_s={self.L_s} is not allowed; allowed: a finite float")
+        if not (math.isfinite(self.delta) and self.delta > 0):
+            raise ValueError(f"delta={self.delta} is not allowed; allowed: a finite float > 0")
+        if not self.g_tol > 0:
+            raise ValueError(f"g_tol={self.g_tol} is not allowed; allowed: a float > 0 (inf to ignore)")
+
+    @classmethod
+    def relative(cls, L_s: float, rel: float = 0.1, g_tol: float = math.inf) -> PlateauConfig:
+        """Band of half-width ``delta = rel * |L_s|`` (``rel`` in (0, 1))."""
+        if not 0 < rel < 1:
+            raise ValueError(f"rel={rel} is not allowed; allowed: 0 < rel < 1")
+        if L_s == 0:
+            raise ValueError("L_s=0 has no relative band; allowed: L_s != 0 or an absolute delta")
+        return cls(L_s=float(L_s), delta=float(rel * abs(L_s)), g_tol=float(g_tol))
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Result of :func:`detect_plateau` for one trajectory (times in gradient-flow units).
+
+    t_in : entry time (nan if never on the plateau).  t_esc : escape time (nan if censored).
+    length : ``t_esc - t_in`` (nan if censored or never entered).
+    longest : length of the longest connected interval on the plateau (0 if never entered).
+    escaped : whether ``t_esc`` was observed.  entered : whether the plateau was entered.
+    """
+
+    t_in: float
+    t_esc: float
+    length: float
+    longest: float
+    escaped: bool
+    entered: bool
+
+
+# --------------------------------------------------------------------------------------------- crossings
+def _check_series(t: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(t, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if t.ndim != 1 or t.size < 2:
+        raise ValueError(f"t has shape {t.shape}; allowed: a 1-d array of >= 2 times")
+    if y.shape != t.shape:
+        raise ValueError(f"{name} has shape {y.shape}; allowed: the shape of t, {t.shape}")
+    if not np.all(np.diff(t) > 0):
+        raise ValueError("t is not strictly increasing; allowed: strictly increasing times")
+    return t, y
+
+
+def crossing_time(
+    t: np.ndarray,
+    y: np.ndarray,
+    level: float,
+    direction: str = "down",
+    start: float = -math.inf,
+    dense: Callable[[float], float] | None = None,
+    xtol: float = 1e-10,
+) -> float:
+    """First time ``t* >= start`` at which ``y`` crosses ``level`` in ``direction``.
+
+    ``direction="down"``: first ``t*`` with ``y(t*) = level`` after which ``y < level``
+    (``y(t_k) >= level > y(t_{k+1})``); ``"up"`` the mirror image.  The crossing is located by linear
+    interpolation between the bracketing samples,
+    ``t* = t_k + (level - y_k) (t_{k+1} - t_k) / (y_{k+1} - y_k)``, and refined by Brent's method on
+    ``dense(t) - level`` when ``dense`` is given.  Returns ``nan`` when there is no crossing.
+    """
+    t, y = _check_series(t, y, "y")
+    if direction not in ("down", "up"):
+        raise ValueError(f"direction={direction!r} is not known; allowed: 'down', 'up'")
+    s = 1.0 if direction == "down" else -1.0
+    d = s * (y - level)  # crossing "down" in d: d_k >= 0 > d_{k+1}
+    ok = (d[:-1] >= 0) & (d[1:] < 0) & (t[1:] >= start)
+    idx = np.flatnonzero(ok)
+    if idx.size == 0:
+        return math.nan
+    k = int(idx[0])
+    t0, t1, y0, y1 = t[k], t[k + 1], y[k], y[k + 1]
+    tc = t0 + (level - y0) * (t1 - t0) / (y1 - y0)
+    if dense is not None:
+        g = lambda tt: float(dense(tt)) - level
+        if g(t0) * g(t1) <= 0:
+            tc = brentq(g, t0, t1, xtol=xtol)
+    return float(max(tc, start))
+
+
+# --------------------------------------------------------------------------------------------- detection
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of True in ``mask`` as (first, last) index pairs (inclusive)."""
+    if not mask.any():
+        return []
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    dm = np.diff(m)
+    starts = np.flatnonzero(dm == 1)
+    ends = np.flatnonzero(dm == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _interp_edge(t: np.ndarray, f: np.ndarray, i_out: int, i_in: int) -> float:
+    """Time between samples ``i_out`` (f < 0, off the plateau) and ``i_in`` (f >= 0) where f = 0."""
+    f0, f1 = f[i_out], f[i_in]
+    if not (np.isfinite(f0) and np.isfinite(f1)) or f1 == f0:
+        return float(t[i_in])
+    return float(t[i_out] + (0.0 - f0) * (t[i_in] - t[i_out]) / (f1 - f0))
+
+
+def detect_plateau(
+    t: np.ndarray,
+    L: np.ndarray,
+    config: PlateauConfig,
+    grad_norm: np.ndarray | None = None,
+    dense_loss: Callable[[float], float] | None = None,
+) -> Plateau:
+    """Plateau entry, escape and lengths of one trajectory (definition in the module docstring).
+
+    The plateau indicator is ``f(t) = min(delta - |L - L_s|, g_tol - G) >= 0``; run edges are located
+    where ``f`` changes sign by linear interpolation of ``f`` (samples at the ends of the window are
+    taken as the edges).  The escape time is :func:`crossing_time` of ``L`` through ``L_s - delta``
+    downwards, after ``t_in`` (refined on ``dense_loss`` if given).
+    """
+    if not isinstance(config, PlateauConfig):
+        raise TypeError(f"config must be a PlateauConfig, got {type(config).__name__}")
+    t, L = _check_series(t, L, "L")
+    f = config.delta - np.abs(L - config.L_s)
+    if grad_norm is not None:
+        _, G = _check_series(t, grad_norm, "grad_norm")
+        if math.isfinite(config.g_tol):
+            f = np.minimum(f, config.g_tol - G)
+    f = np.where(np.isfinite(f), f, -np.inf)
+    mask = f >= 0
+    runs = _runs(mask)
+    if not runs:
+        return Plateau(math.nan, math.nan, math.nan, 0.0, False, False)
+    edges = []
+    for a, b in runs:
+        lo = float(t[a]) if a == 0 else _interp_edge(t, f, a - 1, a)
+        hi = float(t[b]) if b == t.size - 1 else _interp_edge(t, f, b + 1, b)
+        edges.append((lo, hi))
+    t_in = edges[0][0]
+    longest = max(hi - lo for lo, hi in edges)
+    t_esc = crossing_time(t, L, config.L_s - config.delta, "down", start=t_in, dense=dense_loss)
+    escaped = math.isfinite(t_esc)
+    return Plateau(t_in, t_esc, (t_esc - t_in) if escaped else math.nan, longest, escaped, True)
+
+
+@dataclass(frozen=True)
+class PlateauTable:
+    """Plateaus of an ensemble: arrays of length n (one entry per trajectory)."""
+
+    t_in: np.ndarray
+    t_esc: np.ndarray
+    length: np.ndarray
+    longest: np.ndarray
+    escaped: np.ndarray
+    entered: np.ndarray
+
+
+def detect_plateaus(
+    t: np.ndarray,
+    L: np.ndarray,
+    config: PlateauConfig,
+    grad_norm: np.ndarray | None = None,
+) -> PlateauTable:
+    """:func:`detect_plateau` for each row of ``L`` (shape (n, T)) on the common time grid ``t``."""
+    L = np.asarray(L, dtype=np.float64)
+    if L.ndim != 2:
+        raise ValueError(f"L has shape {L.shape}; allowed: (n, T)")
+    G = None if grad_norm is None else np.asarray(grad_norm, dtype=np.float64)
+    if G is not None and G.shape != L.shape:
+        raise ValueError(f"grad_norm has shape {G.shape}; allowed: the shape of L, {L.shape}")
+    rows = [detect_plateau(t, L[i], config, None if G is None else G[i]) for i in range(L.shape[0])]
+    col = lambda name, dt=np.float64: np.array([getattr(r, name) for r in rows], dtype=dt)
+    return PlateauTable(col("t_in"), col("t_esc"), col("length"), col("longest"),
+                        col("escaped", bool), col("entered", bool))
+
+
+# --------------------------------------------------------------------------------------------- statistics
+def summarize(values: Sequence[float], quantiles: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9)) -> dict:
+    """Count, escaped fraction, mean, standard deviation and quantiles of the finite entries of ``values``.
+
+    Non-finite entries (censored runs) are counted in ``n`` but not in the moments.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    fin = v[np.isfinite(v)]
+    out: dict = {"n": int(v.size), "n_finite": int(fin.size),
+                 "fraction_finite": float(fin.size / v.size) if v.size else math.nan}
+    out["mean"] = float(fin.mean()) if fin.size else math.nan
+    out["std"] = float(fin.std(ddof=1)) if fin.size > 1 else math.nan
+    for q in quantiles:
+        out[f"q{int(round(100 * q)):02d}"] = float(np.quantile(fin, q)) if fin.size else math.nan
+    return out
+
+
+# --------------------------------------------------------------------------------------------- fits
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted scaling law.
+
+    model : ``"log"`` (tau = a ln(1/x) + c), ``"power"`` (tau = A x^(-p)), ``"log_alpha"`` (same form as
+    ``"log"``, used for alpha).  params / ci : parameter -> estimate / (low, high) percentile-bootstrap
+    interval at level ``level``.  rss : residual sum of squares on the tau scale; aic : n ln(rss/n) + 2k;
+    r2 : 1 - rss / total sum of squares; n : number of points; n_boot : bootstrap resamples.
+    """
+
+    model: str
+    params: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    rss: float
+    aic: float
+    r2: float
+    n: int
+    n_boot: int
+    level: float
+    boot: dict[str, np.ndarray] = field(repr=False, compare=False, default_factory=dict)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The fitted tau at ``x`` (epsilon or alpha)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.model in ("log", "log_alpha"):
+            return self.params["a"] * np.log(1.0 / x) + self.params["c"]
+        return self.params["A"] * x ** (-self.params["p"])
+
+    def band(self, x: np.ndarray, level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise percentile-bootstrap band of the fitted curve at ``x``."""
+        x = np.asarray(x, dtype=np.float64)
+        lev = self.level if level is None else level
+        if not self.boot:
+            y = self.predict(x)
+            return y, y
+        if self.model in ("log", "log_alpha"):
+            curves = self.boot["a"][:, None] * np.log(1.0 / x)[None, :] + self.boot["c"][:, None]
+        else:
+            curves = self.boot["A"][:, None] * x[None, :] ** (-self.boot["p"][:, None])
+        lo, hi = np.nanquantile(curves, [(1 - lev) / 2, (1 + lev) / 2], axis=0)
+        return lo, hi
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "params": self.params, "ci": {k: list(v) for k, v in self.ci.items()},
+                "rss": self.rss, "aic": self.aic, "r2": self.r2, "n": self.n, "n_boot": self.n_boot,
+                "level": self.level}
+
+
+def _check_xy(x, y, xname: str) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"{xname} has {x.size} entries and tau {y.size}; allowed: equal lengths")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size < 3:
+        raise ValueError(f"only {x.size} finite ({xname}, tau) pairs; allowed: at least 3")
+    if np.any(x <= 0):
+        raise ValueError(f"{xname} has entries <= 0 ({x[x <= 0][:3].tolist()}); allowed: > 0")
+    if np.unique(x).size < 2:
+        raise ValueError(f"{xname} has a single distinct value; allowed: at least 2 distinct values")
+    return x, y
+
+
+def _linfit(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope and intercept of ``Y = slope X + intercept``."""
+    A = np.stack([X, np.ones_like(X)], axis=1)
+    (slope, intercept), *_ = np.linalg.lstsq(A, Y, rcond=None)
+    return float(slope), float(intercept)
+
+
+def _finish(model: str, x, y, est: dict, boots: dict, level: float, n_boot: int) -> FitResult:
+    tmp = FitResult(model, est, {}, 0.0, 0.0, 0.0, x.size, n_boot, level)
+    res = y - tmp.predict(x)
+    rss = float(np.sum(res**2))
+    tss = float(np.sum((y - y.mean()) ** 2))
+    k = 2
+    aic = float(x.size * math.log(max(rss, 1e-300) / x.size) + 2 * k)
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+    ci = {name: (float(np.nanquantile(b, lo_q)), float(np.nanquantile(b, hi_q))) for name, b in boots.items()}
+    return FitResult(model, est, ci, rss, aic, 1 - rss / tss if tss > 0 else math.nan, x.size, n_boot,
+                     level, boots)
+
+
+def _bootstrap(x, y, fit_one, n_boot: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    out = []
+    n = x.size
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        if np.unique(x[idx]).size < 2:
+            out.append((math.nan, math.nan))
+            continue
+        out.append(fit_one(x[idx], y[idx]))
+    return out
+
+
+def _check_boot(n_boot: int, level: float) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 0:
+        raise ValueError(f"n_boot={n_boot!r} is not allowed; allowed: an int >= 0")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level} is not allowed; allowed: 0 < level < 1")
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def fit_log_law(eps, tau, n_boot: int = 1000, level: float = 0.95, seed=0) -> FitResult:
+    """Fit ``tau = a ln(1/eps) + c`` by least squares, with percentile-bootstrap intervals for a and c.
+
+    At alpha = 0, near a line of critical points with transverse rate ``lambda_u`` (a start at distance
+    eps grows as ``u(t) = eps exp(lambda_u t)``), theory gives ``a = 1/lambda_u``.
+    """
+    _check_boot(n_boot, level)
+    x, y = _check_xy(eps, tau, "eps")
+    one = lambda xx, yy: _linfit(np.log(1.0 / xx), yy)
+    a, c = one(x, y)
+    b = np.array(_bootstrap(x, y, one, n_boot, _rng(seed))).reshape(-1, 2)
+    return _finish("log", x, y, {"a": a, "c": c}, {"a": b[:, 0], "c": b[:, 1]}, level, n_boot)
+
+
+def fit_log_alpha_law(alpha, tau, n_boot: int = 1000, level: float = 0.95, seed=0) -> FitResult:
+    """Fit ``tau = a ln(1/alpha) + c`` (the logarithmic alternative for tau(alpha)), bootstrap CIs."""
+    r = fit_log_law(alpha, tau, n_boot=n_boot, level=level, seed=seed)
+    return FitResult("log_alpha", r.params, r.ci, r.rss, r.aic, r.r2, r.n, r.n_boot, r.level, r.boot)
+
+
+def fit_power_law(x, tau, n_boot: int = 1000, level: float = 0.95, seed=0) -> FitResult:
+    """Fit ``tau = A x^(-p)`` by least squares on ``ln tau = ln A - p ln x`` (needs tau > 0).
+
+    The reported rss / aic are computed on the tau scale so that they compare with :func:`fit_log_law`.
+    """
+    _check_boot(n_boot, level)
+    xx, y = _check_xy(x, tau, "x")
+    if np.any(y <= 0):
+        raise ValueError("tau has entries <= 0; allowed: tau > 0 for a power law")
+
+    def one(xa, ya):
+        slope, intercept = _linfit(np.log(xa), np.log(ya))
+        return math.exp(intercept), -slope
+
+    A, p = one(xx, y)
+    b = np.array(_bootstrap(xx, y, one, n_boot, _rng(seed))).reshape(-1, 2)
+    return _finish("power", xx, y, {"A": A, "p": p}, {"A": b[:, 0], "p": b[:, 1]}, level, n_boot)
+
+
+def compare_alpha_laws(alpha, tau, n_boot: int = 1000, level: float = 0.95, seed=0) -> dict:
+    """Fit both ``tau = A alpha^(-p)`` and ``tau = a ln(1/alpha) + c``; say which fits better.
+
+    Returns ``{"power": FitResult, "log": FitResult, "best": name, "delta_aic": AIC(other) - AIC(best)}``
+    (``delta_aic > 2`` is the usual threshold for a clear preference).
+    """
+    power = fit_power_law(alpha, tau, n_boot=n_boot, level=level, seed=seed)
+    log = fit_log_alpha_law(alpha, tau, n_boot=n_boot, level=level, seed=seed)
+    best, other = (power, log) if power.aic <= log.aic else (log, power)
+    return {"power": power, "log": log, "best": "power" if best is power else "log",
+            "delta_aic": float(other.aic - best.aic)}
+
+
+# --------------------------------------------------------------------------------------------- theory
+def transverse_rate(jacobian: np.ndarray) -> float:
+    """The largest real part among the eigenvalues of the flow's Jacobian ``J = -Hess L`` at a point.
+
+    On a line of critical points (overlap singularity), the Jacobian has a zero eigenvalue along the
+    line, negative ones for the directions inside the best-fit basin, and the transverse ones; the
+    escape rate ``lambda_u`` is the largest eigenvalue when it is > 0 (the line repels there); where the
+    line attracts the largest eigenvalue is ~0 (the direction along the line) and is returned as is.
+    """
+    Jm = np.asarray(jacobian, dtype=np.float64)
+    if Jm.ndim != 2 or Jm.shape[0] != Jm.shape[1]:
+        raise ValueError(f"jacobian has shape {Jm.shape}; allowed: a square matrix")
+    ev = np.linalg.eigvals(Jm)
+    return float(np.max(ev.real))
