@@ -1,0 +1,385 @@
+r"""Ensemble integration of gradient flows :math:`\dot\theta = F(\theta)` (usually :math:`F = -\nabla L`).
+
+:func:`integrate` takes a Numba-compiled right-hand side (for instance ``f.flow`` or ``f.flow_into`` of
+``ghostsing.analytic.derive(spec).compile()``), one or ``n`` initial states and an increasing grid of
+save times, and integrates all trajectories in parallel (``numba.prange``; one trajectory per
+iteration). Methods:
+
+``"dopri5"``   Dormand–Prince 5(4), PI step-size control (Hairer's form, beta = 0.04), 4th-order
+               dense output (Shampine) for saves and events.
+``"dop853"``   Hairer's DOP853: 8th order, 5th/3rd-order combined error estimate, 7th-order dense
+               output (3 extra right-hand sides in a step that holds a save time or an event).
+``"rosenbrock"`` RODAS 3(4) (Hairer & Wanner): L-stable, stiffly accurate, with the exact Jacobian;
+               cubic Hermite dense output.
+``"auto"``     DOPRI5, switching to RODAS where Hairer's stiffness test
+               :math:`h\,\|k_7 - k_6\| / \|y_7 - y_6\| > 3.25` fires 15 times (the converged tail),
+               and back when :math:`h \|J\|_\infty < 1.5` for 10 steps. Needs ``jacobian``;
+               without it "auto" is "dopri5".
+``"rk4"``, ``"euler"``  fixed steps ``h`` (``step=``), landing exactly on every save time; ``"euler"`` is
+               discrete gradient descent :math:`\theta_{k+1} = \theta_k - h \nabla L(\theta_k)`.
+``dopri5`` / ``dop853`` also run with a fixed step when ``step`` is given (no error control).
+
+Error control: a step is accepted when the RMS over components of
+:math:`e_i / (\mathrm{atol}_i + \mathrm{rtol}\max(|y_i|, |\hat y_i|))` is at most 1.
+
+Convergence stop (``converge=(grad_tol, hold_time)``): a trajectory stops with status ``CONVERGED`` once
+:math:`\|F(\theta)\|_2 < \mathrm{grad\_tol}` has held without interruption over a time ``hold_time``;
+later save points repeat the last state.
+
+Events: :class:`Event` s locate the first crossing of each of their levels by the loss or by a scalar
+function of the state, on the dense output (Illinois root finder, to ~1e-15 of the step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+
+from ghostsing.simulate import _kernels as kn
+from ghostsing.simulate.status import Status
+
+METHODS: dict[str, int] = {
+    "euler": kn.M_EULER, "rk4": kn.M_RK4, "dopri5": kn.M_DOPRI5, "rk45": kn.M_DOPRI5,
+    "dop853": kn.M_DOP853, "rosenbrock": kn.M_RODAS, "rodas": kn.M_RODAS, "auto": kn.M_AUTO,
+}
+_FIXED_ONLY = ("euler", "rk4")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Crossings of ``levels`` by a scalar ``g(theta)`` along each trajectory.
+
+    ``fn=None`` means the loss (then ``integrate`` needs ``loss=``); otherwise ``fn`` is an ``@njit``
+    function ``fn(theta) -> float``, e.g. the distance to a singular manifold. ``direction``: -1 only
+    downward crossings (g falls through the level), +1 only upward, 0 both. The *first* crossing time of
+    each level is returned (NaN if none). ``terminal=True`` stops the trajectory (status ``EVENT``) at
+    the first crossing of any of its levels. A sign change of g - level between the two ends of a step is
+    what is detected: two crossings inside one step are missed.
+    """
+
+    levels: Sequence[float]
+    fn: Callable[..., float] | None = None
+    direction: int = 0
+    terminal: bool = False
+
+    def __post_init__(self) -> None:
+        lv = np.atleast_1d(np.asarray(self.levels, dtype=np.float64))
+        if lv.ndim != 1 or lv.size == 0 or not np.all(np.isfinite(lv)):
+            raise ValueError(f"Event levels={self.levels!r}; "
+                             "allowed: a non-empty 1-D sequence of finite floats")
+        if self.direction not in (-1, 0, 1):
+            raise ValueError(f"Event direction={self.direction!r}; allowed: -1, 0, 1")
+        object.__setattr__(self, "levels", tuple(float(x) for x in lv))
+
+
+@dataclass(frozen=True, eq=False)
+class Solution:
+    """Result of :func:`integrate` for ``n`` trajectories saved at ``T`` times, ``P`` parameters.
+
+    t (T,) save times; y (n, T, P) states; loss (n, T) (NaN without ``loss=``); grad_norm (n, T)
+    :math:`\\|F(\\theta)\\|_2` at the saves; status (n,) :class:`Status` codes (0 = ok); t_stop (n,) time
+    at which each trajectory stopped; y_stop (n, P) state there; n_accepted, n_rejected, nfev, njev,
+    nlu (n,) work counters; t_stiff (n,) first switch to the stiff method ("auto"; NaN if none);
+    events: one (n, levels) array of first crossing times per :class:`Event`, in the order given.
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    status: np.ndarray
+    t_stop: np.ndarray
+    y_stop: np.ndarray
+    n_accepted: np.ndarray
+    n_rejected: np.ndarray
+    nfev: np.ndarray
+    njev: np.ndarray
+    nlu: np.ndarray
+    t_stiff: np.ndarray
+    events: tuple[np.ndarray, ...] = field(default_factory=tuple)
+    method: str = "dopri5"
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean (n,): trajectories that reached the end or converged."""
+        return (self.status == Status.OK) | (self.status == Status.CONVERGED)
+
+    def status_counts(self) -> dict[str, int]:
+        """How many trajectories ended with each status."""
+        return {s.name: int(np.sum(self.status == s)) for s in Status}
+
+
+def linear_grid(t_end: float, n: int, t0: float = 0.0) -> np.ndarray:
+    """n equally spaced save times from t0 to t_end (both included)."""
+    if not (np.isfinite(t_end) and t_end > t0) or n < 2:
+        raise ValueError(f"linear_grid(t_end={t_end}, n={n}, t0={t0}); allowed: t_end > t0, n >= 2")
+    return np.linspace(t0, t_end, int(n))
+
+
+def log_grid(t_end: float, n: int, t_first: float = 1e-2, include_zero: bool = True) -> np.ndarray:
+    """Save times log-spaced from t_first to t_end (n of them), preceded by 0 if include_zero."""
+    if not (0 < t_first < t_end and np.isfinite(t_end)) or n < 2:
+        raise ValueError(f"log_grid(t_end={t_end}, n={n}, t_first={t_first}); "
+                         "allowed: 0 < t_first < t_end, n >= 2")
+    g = np.geomspace(t_first, t_end, int(n))
+    return np.concatenate([[0.0], g]) if include_zero else g
+
+
+# ------------------------------------------------------------------------ argument handling
+def _is_dispatcher(f: Any) -> bool:
+    return isinstance(f, numba.core.registry.CPUDispatcher)
+
+
+def _nargs(f: Any, what: str) -> int:
+    if not _is_dispatcher(f):
+        raise TypeError(f"{what}={f!r} is a {type(f).__name__}; allowed: a Numba @njit function "
+                        "(for instance f.flow of ghostsing.analytic.derive(spec).compile())")
+    return f.py_func.__code__.co_argcount
+
+
+def _resolve_callables(flow: Any, loss: Any, jacobian: Any) -> tuple[Any, ...]:
+    # a compiled-model object: take its fast in-place functions
+    if not _is_dispatcher(flow) and hasattr(flow, "flow"):
+        model = flow
+        flow = getattr(model, "flow_into", None) or model.flow
+        if loss is None:
+            loss = getattr(model, "loss", None)
+        if jacobian is None:
+            jacobian = getattr(model, "jacobian_into", None) or getattr(model, "jacobian", None)
+    nf = _nargs(flow, "flow")
+    if nf == 2:
+        f_into, f_ret, fmode = flow, kn.dummy_ret, 0
+    elif nf == 1:
+        f_into, f_ret, fmode = kn.dummy_into, flow, 1
+    else:
+        raise TypeError(f"flow takes {nf} arguments; allowed: flow(theta) -> array or flow(theta, out)")
+    if jacobian is None:
+        j_into, j_ret, jmode = kn.dummy_jinto, kn.dummy_jret, -1
+    else:
+        nj = _nargs(jacobian, "jacobian")
+        if nj == 2:
+            j_into, j_ret, jmode = jacobian, kn.dummy_jret, 0
+        elif nj == 1:
+            j_into, j_ret, jmode = kn.dummy_jinto, jacobian, 1
+        else:
+            raise TypeError(f"jacobian takes {nj} arguments; allowed: jac(theta) or jac(theta, out)")
+    if loss is not None and _nargs(loss, "loss") != 1:
+        raise TypeError("loss must take one argument: loss(theta) -> float")
+    return f_into, f_ret, fmode, loss, j_into, j_ret, jmode
+
+
+def _positive(name: str, value: Any, allow_inf: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}={value!r}; allowed: a positive float") from exc
+    if not (v > 0) or (not allow_inf and not np.isfinite(v)) or np.isnan(v):
+        raise ValueError(f"{name}={value!r}; allowed: a positive finite float")
+    return v
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    if n is None:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def integrate(
+    flow: Any,
+    theta0: Any,
+    t_eval: Any,
+    *,
+    rtol: float = 1e-8,
+    atol: float | Sequence[float] = 1e-10,
+    method: str = "dopri5",
+    loss: Any = None,
+    jacobian: Any = None,
+    events: Sequence[Event] = (),
+    converge: tuple[float, float] | None = None,
+    t0: float | None = None,
+    step: float | None = None,
+    first_step: float | None = None,
+    max_step: float = np.inf,
+    max_steps: int = 10_000_000,
+    max_abs: float = 1e100,
+    pi_beta: float | None = None,
+    threads: int | None = None,
+    parallel: bool | None = None,
+) -> Solution:
+    r"""Integrate :math:`\dot\theta = F(\theta)` from ``theta0`` and save at ``t_eval``.
+
+    Parameters
+    ----------
+    flow : ``@njit`` ``F(theta) -> (P,)`` or ``F(theta, out)`` (``out[:] = F(theta)``); or a compiled
+        model object with ``flow_into``/``flow``, ``loss``, ``jacobian_into``/``jacobian`` attributes.
+    theta0 : (P,) or (n, P) initial states (float64; non-finite rows come back with status NON_FINITE).
+    t_eval : (T,) strictly increasing save times, all >= t0.
+    rtol, atol : relative (> 0) and absolute (>= 0, scalar or (P,)) tolerances of the local error.
+    method : "dopri5" (default), "dop853", "rosenbrock", "auto", "rk4", "euler" (see the module doc).
+    loss : ``@njit`` ``L(theta) -> float``; saved losses (else NaN) and loss events.
+    jacobian : ``@njit`` ``J(theta) -> (P, P)`` or ``J(theta, out)``, :math:`J = \partial F/\partial\theta`;
+        needed by "rosenbrock" and "auto".
+    events : a sequence of :class:`Event` (at most one with ``fn=None`` (loss) and one with a function).
+    converge : ``(grad_tol, hold_time)``: stop when :math:`\|F\|_2 <` grad_tol for a time hold_time.
+    t0 : start time (default ``t_eval[0]``).
+    step : fixed step size (required by "rk4"/"euler"; optional fixed-step mode for "dopri5"/"dop853").
+    first_step, max_step : adaptive step limits (first_step default: Hairer's estimate).
+    max_steps : attempted-step budget per trajectory (status MAX_STEPS when exhausted).
+    max_abs : a state with max|theta_i| > max_abs is a blow-up (status NON_FINITE).
+    pi_beta : PI-controller beta (default 0.04 for DOPRI5 / auto, 0 for DOP853 and RODAS, as in
+        Hairer's codes).
+    threads : number of Numba threads for this call (default: Numba's current setting).
+    parallel : use the prange driver (default: when n > 1).
+    """
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise ValueError(f"method={method!r}; allowed: {', '.join(METHODS)}")
+    method = method.lower()
+    f_into, f_ret, fmode, loss, j_into, j_ret, jmode = _resolve_callables(flow, loss, jacobian)
+    meth = METHODS[method]
+    if meth == kn.M_AUTO and jmode < 0:
+        meth = kn.M_DOPRI5
+    if meth == kn.M_RODAS and jmode < 0:
+        raise ValueError("method='rosenbrock' needs jacobian=...; allowed: pass the generated f.jacobian")
+
+    y0 = np.asarray(theta0, dtype=np.float64)
+    single = y0.ndim == 1
+    if y0.ndim not in (1, 2) or y0.shape[-1] == 0 or (y0.ndim == 2 and y0.shape[0] == 0):
+        raise ValueError(f"theta0 has shape {y0.shape}; allowed: (P,) or (n, P) with n, P >= 1")
+    Y0 = np.ascontiguousarray(np.atleast_2d(y0))
+    n, P = Y0.shape
+
+    te = np.ascontiguousarray(np.asarray(t_eval, dtype=np.float64).ravel())
+    if te.size == 0 or not np.all(np.isfinite(te)):
+        raise ValueError(f"t_eval={np.asarray(t_eval)!r}; allowed: a non-empty 1-D array of finite times")
+    if te.size > 1 and not np.all(np.diff(te) > 0):
+        bad = int(np.argmin(np.diff(te) > 0))
+        raise ValueError(f"t_eval is not strictly increasing (t_eval[{bad}]={te[bad]}, "
+                         f"t_eval[{bad + 1}]={te[bad + 1]}); allowed: strictly increasing times")
+    start = float(te[0]) if t0 is None else float(t0)
+    if not np.isfinite(start) or start > te[0]:
+        raise ValueError(f"t0={t0!r} with t_eval[0]={te[0]}; allowed: a finite t0 <= t_eval[0]")
+
+    rt = _positive("rtol", rtol)
+    at = np.asarray(atol, dtype=np.float64)
+    if at.ndim == 0:
+        at = np.full(P, float(at))
+    if at.shape != (P,) or not np.all(np.isfinite(at)) or np.any(at < 0):
+        raise ValueError(f"atol={atol!r}; allowed: a float >= 0 or an array of {P} floats >= 0")
+    if np.any(at == 0) and rt <= 0:
+        raise ValueError("atol = 0 and rtol = 0 give no error scale")
+    at = np.ascontiguousarray(at)
+
+    fixed = step is not None
+    if method in _FIXED_ONLY and not fixed:
+        raise ValueError(f"method={method!r} is a fixed-step method; allowed: pass step=h > 0")
+    if fixed and meth in (kn.M_RODAS, kn.M_AUTO):
+        raise ValueError(f"step= (fixed-step mode) with method={method!r}; "
+                         "allowed: euler, rk4, dopri5, dop853")
+    hfix = _positive("step", step) if fixed else 0.0
+    h0 = _positive("first_step", first_step) if first_step is not None else 0.0
+    hmax = _positive("max_step", max_step, allow_inf=True)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 1:
+        raise ValueError(f"max_steps={max_steps!r}; allowed: an int >= 1")
+    mabs = _positive("max_abs", max_abs, allow_inf=True)
+    if converge is None:
+        ctol, chold = 0.0, 0.0
+    else:
+        try:
+            ctol, chold = (float(v) for v in converge)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"converge={converge!r}; allowed: (grad_tol > 0, hold_time >= 0)") from exc
+        if not (ctol > 0 and np.isfinite(ctol) and chold >= 0 and np.isfinite(chold)):
+            raise ValueError(f"converge={converge!r}; allowed: (grad_tol > 0, hold_time >= 0)")
+    if pi_beta is None:
+        beta = 0.04 if meth in (kn.M_DOPRI5, kn.M_AUTO) else 0.0
+    else:
+        beta = float(pi_beta)
+        if not 0.0 <= beta <= 0.2:
+            raise ValueError(f"pi_beta={pi_beta!r}; allowed: 0 <= beta <= 0.2")
+
+    # events
+    ev_loss: Event | None = None
+    ev_fn: Event | None = None
+    order: list[str] = []
+    if isinstance(events, Event):
+        events = (events,)
+    for ev in events:
+        if not isinstance(ev, Event):
+            raise TypeError(f"events contains {ev!r}; allowed: ghostsing.simulate.Event objects")
+        if ev.fn is None:
+            if ev_loss is not None:
+                raise ValueError("two loss events; allowed: at most one Event(fn=None) "
+                                 "(give it several levels)")
+            if loss is None:
+                raise ValueError("a loss event (Event with fn=None) needs loss=...")
+            ev_loss = ev
+            order.append("loss")
+        else:
+            if ev_fn is not None:
+                raise ValueError("two state-function events; allowed: at most one Event with fn")
+            if _nargs(ev.fn, "Event.fn") != 1:
+                raise TypeError("Event.fn must take one argument: fn(theta) -> float")
+            ev_fn = ev
+            order.append("fn")
+    lev_l = np.asarray(ev_loss.levels if ev_loss else (), dtype=np.float64)
+    lev_f = np.asarray(ev_fn.levels if ev_fn else (), dtype=np.float64)
+
+    iopt = np.zeros(kn.N_IOPT, dtype=np.int64)
+    iopt[kn.IO_METHOD] = meth
+    iopt[kn.IO_MAXSTEPS] = int(max_steps)
+    iopt[kn.IO_FMODE] = fmode
+    iopt[kn.IO_JMODE] = max(jmode, 0)
+    iopt[kn.IO_HASLOSS] = int(loss is not None)
+    iopt[kn.IO_HASEV] = int(ev_fn is not None)
+    iopt[kn.IO_DIRL] = ev_loss.direction if ev_loss else 0
+    iopt[kn.IO_TERML] = int(ev_loss.terminal) if ev_loss else 0
+    iopt[kn.IO_DIRF] = ev_fn.direction if ev_fn else 0
+    iopt[kn.IO_TERMF] = int(ev_fn.terminal) if ev_fn else 0
+    iopt[kn.IO_FIXED] = int(fixed)
+    fopt = np.zeros(kn.N_FOPT)
+    fopt[kn.FO_T0] = start
+    fopt[kn.FO_RTOL] = rt
+    fopt[kn.FO_H0] = h0
+    fopt[kn.FO_HFIX] = hfix
+    fopt[kn.FO_HMAX] = hmax
+    fopt[kn.FO_CTOL] = ctol
+    fopt[kn.FO_CHOLD] = chold
+    fopt[kn.FO_MAXABS] = mabs
+    fopt[kn.FO_BETA] = beta
+
+    T = te.size
+    Y = np.empty((n, T, P))
+    LO = np.empty((n, T))
+    GN = np.empty((n, T))
+    YF = np.empty((n, P))
+    CNT = np.zeros((n, kn.N_STATS), dtype=np.int64)
+    FOUT = np.empty((n, 2))
+    EVL = np.empty((n, lev_l.size))
+    EVF = np.empty((n, lev_f.size))
+    use_par = (n > 1) if parallel is None else bool(parallel)
+    driver = kn.compiled_driver(use_par)
+    ls = loss if loss is not None else kn.dummy_scal
+    efn = ev_fn.fn if ev_fn is not None else kn.dummy_scal
+    with _threads(threads):
+        driver(f_into, f_ret, ls, j_into, j_ret, efn, Y0, te, at, lev_l, lev_f, iopt, fopt,
+               Y, LO, GN, YF, CNT, FOUT, EVL, EVF)
+    evs = tuple(EVL if k == "loss" else EVF for k in order)
+    del single  # theta0 of shape (P,) still gives n = 1 (documented: sol.y is always (n, T, P))
+    return Solution(
+        t=te, y=Y, loss=LO, grad_norm=GN, status=CNT[:, kn.ST_STATUS].copy(), t_stop=FOUT[:, 0].copy(),
+        y_stop=YF, n_accepted=CNT[:, kn.ST_ACC].copy(), n_rejected=CNT[:, kn.ST_REJ].copy(),
+        nfev=CNT[:, kn.ST_NFEV].copy(), njev=CNT[:, kn.ST_NJEV].copy(), nlu=CNT[:, kn.ST_NLU].copy(),
+        t_stiff=FOUT[:, 1].copy(), events=evs, method=method,
+    )
