@@ -93,8 +93,12 @@ def _check_activation(activation: Any) -> str:
 def state_layout(K: int, M: int) -> dict[str, slice]:
     """Slices of the flat state: ``{"Q": ..., "R": ..., "T": ..., "v": ...}`` (upper triangles of Q, T)."""
     nq, nr, nt = K * (K + 1) // 2, K * M, M * (M + 1) // 2
-    return {"Q": slice(0, nq), "R": slice(nq, nq + nr), "T": slice(nq + nr, nq + nr + nt),
-            "v": slice(nq + nr + nt, nq + nr + nt + K)}
+    return {
+        "Q": slice(0, nq),
+        "R": slice(nq, nq + nr),
+        "T": slice(nq + nr, nq + nr + nt),
+        "v": slice(nq + nr + nt, nq + nr + nt + K),
+    }
 
 
 def _state_names(K: int, M: int) -> list[str]:
@@ -170,7 +174,9 @@ def derive_order_parameter_odes(K: int, M: int, activation: str) -> OrderParamet
 
     def e_d_d(k: int, l: int) -> sp.Expr:  # E[d_k d_l] / (v_k v_l)
         terms = [c[j] ** 2 * i4(activation, sub(k, l, j, j)) for j in range(n)]
-        terms += [2 * c[j] * c[jp] * i4(activation, sub(k, l, j, jp)) for j in range(n) for jp in range(j + 1, n)]
+        terms += [
+            2 * c[j] * c[jp] * i4(activation, sub(k, l, j, jp)) for j in range(n) for jp in range(j + 1, n)
+        ]
         return sp.Add(*terms) + sigma2 * j2(activation, sub(k, l))
 
     rhs: list[sp.Expr] = []
@@ -200,10 +206,17 @@ def _generated_module(K: int, M: int, activation: str) -> ModuleType:
     if mod is not None:
         return mod
     d = derive_order_parameter_odes(K, M, activation)
-    header = f"Order-parameter ODEs of on-line SGD: K={K}, M={M}, activation={activation}.\n" \
-             f"x = ({', '.join(_state_names(K, M))}, lr, lr2, c2, sigma2, A_1..A_{M})"
-    return codegen.generate_module(name, (*d.state, *d.params), {"rhs": list(d.rhs), "eg": d.generalisation_error},
-                                   key=key, header=header)
+    header = (
+        f"Order-parameter ODEs of on-line SGD: K={K}, M={M}, activation={activation}.\n"
+        f"x = ({', '.join(_state_names(K, M))}, lr, lr2, c2, sigma2, A_1..A_{M})"
+    )
+    return codegen.generate_module(
+        name,
+        (*d.state, *d.params),
+        {"rhs": list(d.rhs), "eg": d.generalisation_error},
+        key=key,
+        header=header,
+    )
 
 
 # ----------------------------------------------------------------------------------------- numerics
@@ -262,7 +275,9 @@ class OrderParameterODE:
     def params(self) -> np.ndarray:
         """``(lr, lr2_eff, lr^2 / batch_size, sigma^2, A_1..A_M)``, the tail of the generated ``x``."""
         lr2 = self.lr2 if self.train_second_layer else 0.0
-        return np.array([self.lr, lr2, self.lr**2 / self.batch_size, self.sigma**2, *self.A], dtype=np.float64)
+        return np.array(
+            [self.lr, lr2, self.lr**2 / self.batch_size, self.sigma**2, *self.A], dtype=np.float64
+        )
 
     @property
     def numba_rhs(self):
@@ -342,8 +357,14 @@ class OrderParameterODE:
             jac[:, j] = (f(yp) - f(ym)) / (2 * h)
         return jac
 
-    def integrate(self, y0: Any, alphas: Sequence[float] | np.ndarray, rtol: float = 1e-9, atol: float = 1e-12,
-                  method: str = "DOP853") -> np.ndarray:
+    def integrate(
+        self,
+        y0: Any,
+        alphas: Sequence[float] | np.ndarray,
+        rtol: float = 1e-9,
+        atol: float = 1e-12,
+        method: str = "DOP853",
+    ) -> np.ndarray:
         """Integrate from ``y0`` at ``alphas[0]`` and return the states at ``alphas`` (shape ``(n_t, n_state)``).
 
         Uses :func:`scipy.integrate.solve_ivp` with the generated rhs; raises RuntimeError if it fails.
@@ -352,22 +373,44 @@ class OrderParameterODE:
 
         y0 = self._check_state(y0)
         alphas = np.asarray(alphas, dtype=np.float64)
-        if alphas.ndim != 1 or alphas.size < 1 or np.any(np.diff(alphas) <= 0) or not np.all(np.isfinite(alphas)):
-            raise ValueError("alphas must be a finite, strictly increasing 1-D array; allowed: e.g. np.linspace(0, 50, 101)")
+        if (
+            alphas.ndim != 1
+            or alphas.size < 1
+            or np.any(np.diff(alphas) <= 0)
+            or not np.all(np.isfinite(alphas))
+        ):
+            raise ValueError(
+                "alphas must be a finite, strictly increasing 1-D array; allowed: e.g. np.linspace(0, 50, 101)"
+            )
         if alphas.size == 1:
             return y0[None, :].copy()
         p = self.params
         fun = self._module.rhs
-        sol = solve_ivp(lambda t, y: fun(np.concatenate((y, p))), (alphas[0], alphas[-1]), y0, method=method,
-                        t_eval=alphas, rtol=rtol, atol=atol)
+        sol = solve_ivp(
+            lambda t, y: fun(np.concatenate((y, p))),
+            (alphas[0], alphas[-1]),
+            y0,
+            method=method,
+            t_eval=alphas,
+            rtol=rtol,
+            atol=atol,
+        )
         if not sol.success:
             raise RuntimeError(f"order-parameter ODE integration failed: {sol.message}")
         return sol.y.T
 
 
-def order_parameter_ode(K: int = 2, M: int = 2, activation: str = "erf", lr: float = 0.5, lr2: float | None = None,
-                        sigma: float = 0.0, train_second_layer: bool = True, A: Sequence[float] | None = None,
-                        batch_size: int = 1) -> OrderParameterODE:
+def order_parameter_ode(
+    K: int = 2,
+    M: int = 2,
+    activation: str = "erf",
+    lr: float = 0.5,
+    lr2: float | None = None,
+    sigma: float = 0.0,
+    train_second_layer: bool = True,
+    A: Sequence[float] | None = None,
+    batch_size: int = 1,
+) -> OrderParameterODE:
     """Build the order-parameter ODEs of on-line (``batch_size = 1``) or mini-batch SGD.
 
     Parameters
@@ -393,8 +436,18 @@ def order_parameter_ode(K: int = 2, M: int = 2, activation: str = "erf", lr: flo
         raise ValueError(f"A={A!r} is not allowed; allowed: {M} finite floats (the teacher's second layer)")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is not allowed; allowed: an int >= 1")
-    return OrderParameterODE(K, M, activation, lr, lr2, sigma, bool(train_second_layer),
-                             tuple(float(a) for a in A_arr), int(batch_size), _generated_module(K, M, activation))
+    return OrderParameterODE(
+        K,
+        M,
+        activation,
+        lr,
+        lr2,
+        sigma,
+        bool(train_second_layer),
+        tuple(float(a) for a in A_arr),
+        int(batch_size),
+        _generated_module(K, M, activation),
+    )
 
 
 def symmetric_fixed_point(ode: OrderParameterODE) -> np.ndarray:
@@ -404,5 +457,9 @@ def symmetric_fixed_point(ode: OrderParameterODE) -> np.ndarray:
     if ode.K != ode.M:
         raise ValueError(f"symmetric_fixed_point needs K == M, got K={ode.K}, M={ode.M}")
     K = ode.K
-    return ode.pack(np.full((K, K), 1 / (2 * K - 1)), np.full((K, K), 1 / math.sqrt(K * (2 * K - 1))),
-                    np.eye(K), np.ones(K))
+    return ode.pack(
+        np.full((K, K), 1 / (2 * K - 1)),
+        np.full((K, K), 1 / math.sqrt(K * (2 * K - 1))),
+        np.eye(K),
+        np.ones(K),
+    )
