@@ -55,7 +55,8 @@ ODE_ACTIVATIONS: tuple[str, ...] = ("erf", "linear")
 def _check(activation: str) -> None:
     if activation not in ODE_ACTIVATIONS:
         raise ValueError(
-            f"activation={activation!r} has no order-parameter averages here; allowed: {', '.join(ODE_ACTIVATIONS)}"
+            f"activation={activation!r} has no order-parameter averages here; "
+            f"allowed: {', '.join(ODE_ACTIVATIONS)}"
         )
 
 

@@ -341,7 +341,9 @@ class OrderParameterODE:
         return self._module.eg(self._x(y))
 
     def jacobian(self, y: Any, drift_only: bool = False, rel_step: float = 1e-6) -> np.ndarray:
-        """``d rhs_i / d y_j`` (or of :meth:`drift`) by central differences, step ``rel_step * max(1, |y_j|)``.
+        """``d rhs_i / d y_j`` (or of :meth:`drift`) by central differences.
+
+        The step for ``y_j`` is ``rel_step * max(1, |y_j|)``.
 
         Returns the full ``(n_state, n_state)`` matrix; restrict it with :attr:`dynamic_indices` before
         taking eigenvalues (T, and v when fixed, have identically zero rows).
@@ -365,7 +367,7 @@ class OrderParameterODE:
         atol: float = 1e-12,
         method: str = "DOP853",
     ) -> np.ndarray:
-        """Integrate from ``y0`` at ``alphas[0]`` and return the states at ``alphas`` (shape ``(n_t, n_state)``).
+        """Integrate from ``y0`` at ``alphas[0]``; return the states at ``alphas``, shape ``(n_t, n_state)``.
 
         Uses :func:`scipy.integrate.solve_ivp` with the generated rhs; raises RuntimeError if it fails.
         """
@@ -380,7 +382,8 @@ class OrderParameterODE:
             or not np.all(np.isfinite(alphas))
         ):
             raise ValueError(
-                "alphas must be a finite, strictly increasing 1-D array; allowed: e.g. np.linspace(0, 50, 101)"
+                "alphas must be a finite, strictly increasing 1-D array; "
+                "allowed: e.g. np.linspace(0, 50, 101)"
             )
         if alphas.size == 1:
             return y0[None, :].copy()

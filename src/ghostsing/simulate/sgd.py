@@ -64,7 +64,7 @@ def _gprime(act: int, u: float) -> float:
 @numba.njit(cache=True)
 def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, seed, Qo, Ro, vo):
     """One seed of Goldt-convention SGD; J, v are modified in place. Returns 0 (ok) or 1 (non-finite)."""
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (Numba: thread-local legacy stream)
     K, N = J.shape
     M = B.shape[0]
     sqn = math.sqrt(N)
@@ -91,7 +91,7 @@ def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, seed
             lam[:] = 0.0
             nu[:] = 0.0
             for i in range(N):
-                xi = np.random.standard_normal()
+                xi = np.random.standard_normal()  # noqa: NPY002
                 x[i] = xi
                 for k in range(K):
                     lam[k] += J[k, i] * xi
@@ -105,7 +105,7 @@ def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, seed
                 nu[m] /= sqn
                 delta -= A[m] * _g(act, nu[m])
             if sigma > 0.0:
-                delta -= sigma * np.random.standard_normal()
+                delta -= sigma * np.random.standard_normal()  # noqa: NPY002
             if not math.isfinite(delta):
                 status = 1
                 break
@@ -181,7 +181,7 @@ def _goldt_seeds(J0, v0, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, 
 @numba.njit(cache=True)
 def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, seed, wo, Jo):
     """One seed of ModelSpec-convention SGD on (w, J); returns 0 (ok) or 1 (non-finite)."""
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (Numba: thread-local legacy stream)
     K, N = J.shape
     M = Bt.shape[0]
     x = np.empty(N)
@@ -204,7 +204,7 @@ def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, seed, w
         gJ[:, :] = 0.0
         for _ in range(batch):
             for i in range(N):
-                x[i] = np.random.standard_normal()
+                x[i] = np.random.standard_normal()  # noqa: NPY002
             y = 0.0
             for m in range(M):
                 s = 0.0
@@ -212,7 +212,7 @@ def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, seed, w
                     s += Bt[m, i] * x[i]
                 y += vt[m] * _g(act, s)
             if sigma > 0.0:
-                y += sigma * np.random.standard_normal()
+                y += sigma * np.random.standard_normal()  # noqa: NPY002
             f = 0.0
             for k in range(K):
                 s = 0.0
@@ -336,7 +336,7 @@ class SGDResult:
     config: dict
 
     def states(self, ode) -> np.ndarray:
-        """Flat ODE states ``(S, n_t, n_state)`` for an :class:`~ghostsing.analytic.order_params.OrderParameterODE`."""
+        """Flat ODE states ``(S, n_t, n_state)`` for an ``analytic.order_params.OrderParameterODE``."""
         S, n_t = self.eg.shape
         out = np.full((S, n_t, ode.n_state), np.nan)
         for s in range(S):
@@ -460,11 +460,13 @@ def online_sgd(
     return SGDResult(steps / N, Qo, Ro, T, vo, eg, status, seeds, config)
 
 
-# ----------------------------------------------------------------------------------------- ModelSpec convention
+# --------------------------------------------------------------------------------- ModelSpec convention
 @dataclass(frozen=True)
 class SpecSGDResult:
-    """Parameters of ModelSpec-convention SGD on a grid: ``t (n_t,)`` gradient-flow time (steps * lr),
-    ``steps (n_t,)``, ``theta (S, n_t, P)`` in the ModelSpec flat order, ``status (S,)`` (0 ok, 1 non-finite)."""
+    """Parameters of ModelSpec-convention SGD on a grid.
+
+    ``t (n_t,)``: gradient-flow time (steps * lr); ``steps (n_t,)``; ``theta (S, n_t, P)`` in the ModelSpec
+    flat order; ``status (S,)``: 0 ok, 1 non-finite (the rest of that row is NaN)."""
 
     t: np.ndarray
     steps: np.ndarray
