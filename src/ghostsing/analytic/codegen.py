@@ -35,7 +35,7 @@ from types import ModuleType
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 Output = sp.Expr | Sequence[sp.Expr] | sp.MatrixBase
 
@@ -118,8 +118,11 @@ def _render_output(out_name: str, expr: Output, args: Sequence[sp.Symbol], print
         shape = ()
     # Arguments get plain names a0, a1, ... so that LaTeX-style symbol names never reach the source.
     safe = {s: sp.Symbol(f"a{i}", real=True) for i, s in enumerate(args)}
-    flat = [sp.sympify(e).xreplace(safe) for e in flat]
+    flat = [_floatify_big_numbers(sp.sympify(e).xreplace(safe)) for e in flat]
     replacements, reduced = sp.cse(flat, symbols=sp.numbered_symbols("c"), optimizations="basic")
+    # cse may multiply exact numbers together again: make sure none of them is too large for int64
+    replacements = [(sym, _floatify_big_numbers(val)) for sym, val in replacements]
+    reduced = [_floatify_big_numbers(e) for e in reduced]
     body = [f"    a{i} = x[{i}]" for i in range(len(args))]
     body += [f"    {printer.doprint(sym)} = {printer.doprint(val)}" for sym, val in replacements]
 
@@ -136,6 +139,21 @@ def _render_output(out_name: str, expr: Output, args: Sequence[sp.Symbol], print
               f"    out = np.empty({shape!r}, dtype=np.float64)", f"    {out_name}_into(x, out)",
               "    return out", "", ""]
     return lines
+
+
+_INT64_SAFE = 2**53
+
+
+def _floatify_big_numbers(expr: sp.Expr) -> sp.Expr:
+    """Replace exact rationals whose numerator or denominator exceeds 2**53 by 20-digit Floats.
+
+    Exact teacher numbers (``exact(0.4) = 2/5``) combine into rationals with huge integers (e.g.
+    ``sqrt(1355...079)``); printed as they are, Numba types them as int64 and fails ("Int value is too
+    large").  As Floats, SymPy folds ``sqrt(Float)`` and the like into one double constant.
+    """
+    big = {r: sp.Float(r, 20) for r in expr.atoms(sp.Rational)
+           if abs(r.p) > _INT64_SAFE or r.q > _INT64_SAFE}
+    return expr.xreplace(big) if big else expr
 
 
 def _atomic_write(path: Path, text: str) -> None:
