@@ -1,0 +1,159 @@
+"""LLC estimator against the Aoyagi–Watanabe closed form for reduced-rank regression and d/2 for a regular
+model; the closed form against its published examples and hand-evaluated cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ghostsing.deepcheck.probes.llc import SGLDConfig, estimate_llc, functional_batched_loss, stationarity_z
+from ghostsing.deepcheck.probes.rrr import RRRData, RRRProblem, make_rrr_data, rlct_rrr
+
+F64 = torch.float64
+# n = 1e5, beta = 1/ln n, eps * n beta ~ 0.09: small enough for a step-size bias of a few per cent
+CFG = SGLDConfig(step_size=1e-5, gamma=10.0, num_chains=8, num_draws=3000, num_burnin=2000)
+# observed |error| <= 8 % over 4 data sets x 7 shapes; WBIC fluctuation ~ sqrt(lambda beta / 2)
+LLC_RTOL = 0.15
+
+
+def test_rlct_published_examples():
+    assert rlct_rrr(5, 3, 5, 0) == pytest.approx(6.5)  # NOTES.md section 4 (odd parity: 51/8 + 1/8)
+    assert rlct_rrr(3, 3, 3, 3) == pytest.approx(4.5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((1, 1, 4, 1), 2.0),  # case 2: M + H = 2 < N + r = 5 -> (HM - Hr + Nr)/2 = (1 - 1 + 4)/2
+        ((5, 1, 1, 1), 2.5),  # case 3: N + H = 2 < M + r = 6 -> (HN - Hr + Mr)/2 = (1 - 1 + 5)/2
+        ((1, 3, 1, 1), 0.5),  # case 4: M + N = 2 < H + r = 4 -> MN/2
+        ((2, 2, 2, 2), 2.0),  # case 1 with full rank: regular in C = BA, MN/2 = 2 ([2*4*4 - 0 - 16]/8)
+        ((4, 2, 3, 1), 4.0),  # case 1, M+H+N+r = 10 even: [2*3*7 - 1 - 9]/8 = 32/8
+        ((4, 2, 3, 0), 3.0),  # case 1, odd: [2*2*7 - 1 - 4]/8 + 1/8 = 23/8 + 1/8
+    ],
+)
+def test_rlct_cases_by_hand(shape, expected):
+    assert rlct_rrr(*shape) == pytest.approx(expected)
+
+
+def test_rlct_bad_input():
+    with pytest.raises(ValueError, match="true rank"):
+        rlct_rrr(2, 1, 2, 2)
+    with pytest.raises(TypeError):
+        rlct_rrr(2.0, 1, 2, 1)
+    with pytest.raises(ValueError, match="step_size"):
+        SGLDConfig(step_size=0.0)
+
+
+def test_rrr_loss_and_mle_against_raw_data():
+    p = RRRProblem(4, 2, 3, 1)
+    rng = np.random.default_rng(0)
+    n = 500
+    x = rng.standard_normal((n, 4))
+    y = rng.standard_normal((n, 3))
+    d = RRRData(n, torch.tensor(x.T @ x / n), torch.tensor(y.T @ x / n), float((y * y).sum() / n),
+                torch.zeros(2, 4, dtype=F64), torch.zeros(3, 2, dtype=F64), 1.0)
+    w = torch.tensor(rng.standard_normal(p.dim))
+    A, B = p.split(w)
+    direct = 0.5 * np.mean(np.sum((y - x @ (B @ A).numpy().T) ** 2, axis=1))
+    assert float(p.loss(w, d)) == pytest.approx(direct, rel=1e-12)
+    ws = p.mle(d)
+    g = torch.func.grad(lambda v: p.loss(v, d))(ws)
+    assert g.norm() < 1e-10  # a critical point
+    # global minimum over rank-2 maps (Eckart-Young in the S_xx metric): no L-BFGS start does better
+    from scipy.optimize import minimize
+
+    def fg(v):
+        t = torch.tensor(v, requires_grad=True)
+        val = p.loss(t, d)
+        val.backward()
+        return float(val), t.grad.detach().numpy().copy()
+
+    best = min(minimize(fg, rng.standard_normal(p.dim), jac=True, method="L-BFGS-B").fun for _ in range(3))
+    assert float(p.loss(ws, d)) <= best + 1e-9
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 5, 0), (3, 3, 3, 3), (4, 2, 3, 1), (1, 1, 4, 1), (5, 1, 1, 1)])
+def test_llc_matches_aoyagi_watanabe(shape):
+    p = RRRProblem(*shape)
+    n = 100_000
+    d = make_rrr_data(p, n, seed=10)
+    res = estimate_llc(lambda W, idx: p.loss(W, d), p.mle(d), n, CFG, seed=0)
+    assert res.nbeta == pytest.approx(n / math.log(n))
+    assert abs(res.llc / p.rlct - 1) < LLC_RTOL, (res.llc, p.rlct)
+    assert res.ok, res.flags
+    assert res.llc < p.dim / 2 or p.rlct == p.dim / 2  # singular: below the regular value d/2
+
+
+def test_llc_regular_model_gives_half_the_dimension():
+    # linear regression y = W x + eps, W in R^{3x4}: identifiable, lambda = d/2 = 6
+    n, m_in, n_out = 100_000, 4, 3
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, m_in))
+    w_true = rng.standard_normal((n_out, m_in))
+    y = x @ w_true.T + rng.standard_normal((n, n_out))
+    sxx, syx, syy = (torch.tensor(a) for a in (x.T @ x / n, y.T @ x / n, np.sum(y * y) / n))
+    w_hat = torch.linalg.solve(sxx, syx.T).T.reshape(-1)
+
+    def loss(W, idx):
+        Wm = W.reshape(-1, n_out, m_in)
+        quad = torch.einsum("cij,jk,cik->c", Wm, sxx, Wm)
+        return 0.5 * (quad - 2 * torch.einsum("cij,ij->c", Wm, syx) + syy)
+
+    res = estimate_llc(loss, w_hat, n, CFG, seed=1)
+    assert abs(res.llc / 6.0 - 1) < LLC_RTOL, res.llc
+
+
+def test_module_closure_reproduces_sufficient_statistics_chain():
+    # the same SGLD chain (same seed, full batch) on an nn.Module RRR and on the closed-form loss
+    p = RRRProblem(3, 2, 2, 1)
+    n = 400
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.standard_normal((n, 3)))
+    y = torch.tensor(rng.standard_normal((n, 2)))
+    d = RRRData(n, x.T @ x / n, y.T @ x / n, float((y * y).sum() / n), torch.zeros(2, 3, dtype=F64),
+                torch.zeros(2, 2, dtype=F64), 1.0)
+    ws = p.mle(d)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.Linear(2, 2, bias=False)).to(F64)
+    A, B = p.split(ws)
+    with torch.no_grad():
+        net[0].weight.copy_(A)
+        net[1].weight.copy_(B)
+    loss_m, w0 = functional_batched_loss(net, lambda o, t: 0.5 * ((o - t) ** 2).sum(1).mean(), x, y)
+    torch.testing.assert_close(w0, ws)
+    cfg = SGLDConfig(step_size=1e-4, gamma=10.0, num_chains=3, num_draws=50, num_burnin=10)
+    r1 = estimate_llc(loss_m, w0, n, cfg, seed=3)
+    r2 = estimate_llc(lambda W, idx: p.loss(W, d), ws, n, cfg, seed=3)
+    np.testing.assert_allclose(r1.loss_trace, r2.loss_trace, rtol=1e-9)
+    # mini-batches index the data set; n beta stays n / ln n
+    r3 = estimate_llc(loss_m, w0, n, SGLDConfig(step_size=1e-4, num_chains=2, num_draws=50, num_burnin=0,
+                                                 batch_size=32), seed=3)
+    assert r3.nbeta == pytest.approx(n / math.log(n))
+
+
+def test_diagnostics_flag_bad_chains():
+    p = RRRProblem(3, 2, 3, 1)
+    n = 100_000
+    d = make_rrr_data(p, n, seed=4)
+    loss = lambda W, idx: p.loss(W, d)
+    # start away from the minimum: the chain finds lower loss and the estimate is negative / drifting
+    far = p.mle(d) + 0.3 * torch.ones(p.dim, dtype=F64)
+    bad = estimate_llc(loss, far, n, SGLDConfig(step_size=1e-6, gamma=0.0, num_chains=4, num_draws=400,
+                                                num_burnin=0), seed=0)
+    assert not bad.ok
+    assert any("negative" in f or "non-stationary" in f for f in bad.flags)
+    # far too large a step: the chains blow up
+    blow = estimate_llc(loss, p.mle(d), n, SGLDConfig(step_size=1e-2, num_chains=2, num_draws=100,
+                                                      num_burnin=0), seed=0)
+    assert any("non-finite" in f for f in blow.flags)
+
+
+def test_stationarity_z_detects_a_trend():
+    rng = np.random.default_rng(0)
+    flat = rng.standard_normal((4, 2000))
+    trend = flat + np.linspace(0, 3, 2000)
+    assert np.all(np.abs(stationarity_z(flat)) < 4)
+    assert np.all(np.abs(stationarity_z(trend)) > 4)
