@@ -274,19 +274,20 @@ def to_tensors(data: CifarData, device="cpu", dtype=None, layout: str = "flat"):
 def synthetic_arrays(name: str, n_train: int, n_test: int, seed: int) -> CifarData:
     """Learnable synthetic CIFAR-shaped data: class-dependent mean images plus uint8 noise.
 
-    Image ``i`` of class ``c`` is ``clip(m_c + e_i)`` with ``m_c`` a smooth random pattern and
-    ``e_i ~ N(0, 40^2)`` per pixel, so a classifier can learn it but not perfectly.
+    Image ``i`` of class ``c`` is ``clip(m_c + e_i)`` with ``m_c`` a blocky random pattern (4x4 blocks
+    of levels in [100, 155]) and ``e_i ~ N(0, 60^2)`` per pixel, so a classifier can learn it but not
+    perfectly.
     """
     if name not in DATASETS:
         raise ValueError(f"dataset {name!r} is not one of {DATASETS}")
     rng = np.random.default_rng(seed)
     k = N_CLASSES[name]
-    coarse = rng.uniform(40, 215, size=(k, 4, 4, 3))
+    coarse = rng.uniform(100, 155, size=(k, 4, 4, 3))
     means = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
         y = rng.integers(0, k, size=n)
-        x = np.clip(means[y] + rng.normal(0, 40, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
+        x = np.clip(means[y] + rng.normal(0, 60, size=(n, 32, 32, 3)), 0, 255).astype(np.uint8)
         return x, y.astype(np.int64)
 
     x_tr, y_tr = draw(n_train)
@@ -339,3 +340,27 @@ def write_synthetic_cifar(
         dump(fname, d.x_train[idx], d.y_train[idx])
     dump(_TV_TEST[name][0], d.x_test, d.y_test)
     return folder
+
+
+def load_for_run(
+    name: str,
+    mode: str,
+    data_root: str | os.PathLike | None,
+    n_train: int | None,
+    n_test: int | None,
+    synthetic_seed: int = 0,
+) -> CifarData:
+    """Data for an experiment: ``mode='real'`` (errors when missing), ``'synthetic'``, or ``'auto'``
+    (real when found, else synthetic of the requested size, 2,000 / 500 by default), then the first
+    ``n_train`` / ``n_test`` images."""
+    if mode not in ("auto", "real", "synthetic"):
+        raise ValueError(f"data mode {mode!r} is not one of ('auto', 'real', 'synthetic')")
+    if mode != "synthetic":
+        try:
+            d = load_cifar(name, data_root)
+        except DataNotFoundError:
+            if mode == "real":
+                raise
+        else:
+            return d.subset(n_train, n_test)
+    return synthetic_arrays(name, n_train or 2000, n_test or 500, synthetic_seed)

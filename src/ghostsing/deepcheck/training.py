@@ -151,18 +151,32 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
 
 def fingerprint(model, cfg: TrainConfig, n_train: int, extra: dict | None = None) -> str:
     """A string identifying what a checkpoint belongs to (config, networks, data size)."""
-    d = {"train": cfg.to_dict(), "seeds": list(getattr(model, "seeds", ())),
-         "skips": list(getattr(model, "skips", ())), "n_params": sum(p.numel() for p in model.parameters()),
-         "n_train": int(n_train), "extra": extra or {}}
+    d = {
+        "train": cfg.to_dict(),
+        "seeds": list(getattr(model, "seeds", ())),
+        "skips": list(getattr(model, "skips", ())),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "n_train": int(n_train),
+        "extra": extra or {},
+    }
     return json.dumps(d, sort_keys=True, default=str)
 
 
 def train(
-    model, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-    cfg: TrainConfig, checkpoint: str | os.PathLike | None = None, resume: bool = False,
+    model,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    cfg: TrainConfig,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
     probe_fn: Callable[[object], dict[str, np.ndarray]] | None = None,
-    on_epoch_end: Callable[[int], None] | None = None, progress: bool = True, desc: str = "train",
-    rng_seed: int = 0, tag: dict | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+    rng_seed: int = 0,
+    tag: dict | None = None,
 ) -> TrainResult:
     """Train all networks of ``model`` together for ``cfg.epochs`` epochs (see the module docstring).
 
@@ -186,8 +200,9 @@ def train(
     if resume and ck_path is not None and ck_path.is_file():
         ck = torch.load(ck_path, weights_only=True, map_location="cpu")
         if ck["fingerprint"] != fp:
-            raise ValueError(f"checkpoint {ck_path} belongs to a different run configuration; "
-                             "delete it or drop --resume")
+            raise ValueError(
+                f"checkpoint {ck_path} belongs to a different run configuration; delete it or drop --resume"
+            )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         for k in HISTORY_KEYS:
@@ -263,19 +278,32 @@ def train(
             mean_loss = np.nanmean(hist["train_loss"][epoch].numpy()) if bool(alive.any()) else float("nan")
             bar.set_postfix(loss=f"{mean_loss:.4f}", alive=int(alive.sum()))
         if ck_path is not None:
-            save_atomic({
-                "fingerprint": fp, "epoch": epoch, "model": model.state_dict(), "optim": opt.state_dict(),
-                "history": hist, "alive": alive, "diverged": diverged,
-                "probes": {str(e): {m: torch.as_tensor(np.asarray(v)) for m, v in d.items()}
-                           for e, d in probes.items()},
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "wall": prior_wall + time.perf_counter() - t0,
-            }, ck_path)
+            save_atomic(
+                {
+                    "fingerprint": fp,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optim": opt.state_dict(),
+                    "history": hist,
+                    "alive": alive,
+                    "diverged": diverged,
+                    "probes": {
+                        str(e): {m: torch.as_tensor(np.asarray(v)) for m, v in d.items()}
+                        for e, d in probes.items()
+                    },
+                    "rng_cpu": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "wall": prior_wall + time.perf_counter() - t0,
+                },
+                ck_path,
+            )
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     bar.close()
     return TrainResult(
-        history={k: v.numpy() for k, v in hist.items()}, diverged_epoch=diverged.numpy(), probes=probes,
-        wall_time_s=prior_wall + time.perf_counter() - t0, resumed_from=resumed_from,
+        history={k: v.numpy() for k, v in hist.items()},
+        diverged_epoch=diverged.numpy(),
+        probes=probes,
+        wall_time_s=prior_wall + time.perf_counter() - t0,
+        resumed_from=resumed_from,
     )
