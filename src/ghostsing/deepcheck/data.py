@@ -69,13 +69,20 @@ def _safe_reconstruct(subtype, shape, dtype):
     return np.ndarray.__new__(np.ndarray, shape, dtype)
 
 
+def _safe_frombuffer(buf, dtype, shape, order):
+    """numpy's protocol-5 array constructor, for plain numeric dtypes only."""
+    dtype = _safe_dtype(dtype)
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(shape, order=order).copy()
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that allows only containers, scalars, bytes/str and plain numpy arrays.
 
     ``find_class`` is the single place where a pickle can reach code; it returns only
     ``_reconstruct`` / ``ndarray`` / ``dtype`` (the three names a numpy array pickle needs, with object
-    arrays and ndarray subclasses refused) and a ``_codecs.encode`` limited to ``str -> latin1 bytes``
-    (how Python-3 protocol-2 pickles store bytes), and raises :class:`UnsafePickleError` for every other name.
+    arrays and ndarray subclasses refused), ``_frombuffer`` (numpy's protocol-5 form, same checks) and
+    a ``_codecs.encode`` limited to ``str -> latin1 bytes`` (how Python-3 protocol-2 pickles store
+    bytes), and raises :class:`UnsafePickleError` for every other name.
     """
 
     _ALLOWED = {
@@ -83,6 +90,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): _safe_dtype,
+        ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,
         ("_codecs", "encode"): _latin1_encode,
     }
 

@@ -21,15 +21,8 @@ import numpy as np
 from ghostsing.deepcheck.predictions import Prediction, _jsonable
 
 OKABE_ITO: tuple[str, ...] = (
-    "#000000",
-    "#E69F00",
-    "#56B4E9",
-    "#009E73",
-    "#F0E442",
-    "#0072B2",
-    "#D55E00",
-    "#CC79A7",
-)
+    "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442",
+)  # Okabe-Ito, yellow last (low contrast on white)
 VERDICT_RULES = (
     "Effect E is the stated statistic over seeds; its 95% CI is a percentile bootstrap over seeds "
     "(groups resampled independently). **holds**: the CI lies entirely on the predicted side of 0; "
@@ -187,7 +180,7 @@ def plot_training_curves(
                 continue
             with np.errstate(all="ignore"):
                 mean, lo, hi = np.nanmean(y[ok], 1), np.nanmin(y[ok], 1), np.nanmax(y[ok], 1)
-            col = OKABE_ITO[(i + 1) % len(OKABE_ITO)] if i < 7 else OKABE_ITO[0]
+            col = OKABE_ITO[i % len(OKABE_ITO)]
             ax.plot(ep[ok], mean, color=col, label=f"{lab} (n={y.shape[1]})", lw=1.6)
             ax.fill_between(ep[ok], lo, hi, color=col, alpha=0.22, lw=0)
         ax.set_xlabel("epoch")

@@ -202,14 +202,16 @@ def _predictions(cfg: SkipComparisonConfig, runs: dict) -> list[Prediction]:
             res = runs.get((ds, depth, "identity"))
             if plain is None or res is None or depth != deep:
                 continue
-            for metric, sign, what in (
-                ("dead_frac", +1, "more eliminated (dead on every probe input) units"),
-                ("overlap_act_frac", +1, "more overlapping units (activation cosine > threshold)"),
-                ("erank_frac", -1, "lower effective rank of the hidden activations"),
+            for metric, sign, short, what in (
+                ("dead_frac", +1, "more eliminated units",
+                 "more eliminated (dead on every probe input) units"),
+                ("overlap_act_frac", +1, "more overlapping units",
+                 "more overlapping units (activation cosine > threshold)"),
+                ("erank_frac", -1, "lower effective rank", "lower effective rank of the hidden activations"),
             ):
                 preds.append(
                     difference_prediction(
-                        f"plain nets have {what.split(' (')[0]} than residual {tag}",
+                        f"plain nets have {short} than residual nets {tag}",
                         _probe_stat(plain, metric),
                         _probe_stat(res, metric),
                         sign,

@@ -1,0 +1,91 @@
+"""Unit probes on hand-built layers and networks with known eliminated, duplicated and dependent units."""
+
+import numpy as np
+import pytest
+import torch
+
+from ghostsing.deepcheck.nets import BatchedMLP, MLPConfig
+from ghostsing.deepcheck.probes.units import (
+    ProbeConfig,
+    dead_units,
+    overlapping_pairs,
+    probe_layer,
+    probe_mlp,
+    small_weight_units,
+    spectrum_stats,
+)
+
+
+def test_dead_and_small_weight_units():
+    g = torch.Generator().manual_seed(0)
+    H = torch.rand(50, 6, generator=g, dtype=torch.float64) + 0.1
+    H[:, [1, 4]] = 0.0
+    H[3, 5] = 1e-9  # alive on one input only: not eliminated
+    H[:, 5] = torch.where(torch.arange(50) == 3, H[:, 5], torch.zeros(50, dtype=torch.float64))
+    assert dead_units(H)[0].tolist() == [False, True, False, False, True, False]
+    assert dead_units(H, act_tol=1e-8)[0].tolist() == [False, True, False, False, True, True]
+    W = torch.ones(6, 10, dtype=torch.float64)
+    W[2] *= 1e-3  # norm 0.1 * 1e-3 / median ... below 1 %
+    W[0] *= 0.02  # 2 % of the median: above the 1 % threshold
+    assert small_weight_units(W, 0.01)[0].tolist() == [False, False, True, False, False, False]
+
+
+def test_overlapping_pairs_count_exactly():
+    g = torch.Generator().manual_seed(1)
+    V = torch.randn(8, 40, generator=g, dtype=torch.float64)
+    V[3] = 2.5 * V[0]  # same direction, other length: overlap
+    V[5] = V[0] + 1e-6 * V[1]  # nearly the same: overlap with 0 and 3
+    V[7] = -V[2]  # opposite: cosine -1, not an overlap
+    V[6] = 0.0  # zero vector takes part in no pair
+    n_pairs, in_pair = overlapping_pairs(V, 0.99)
+    assert n_pairs.item() == 3  # (0,3), (0,5), (3,5)
+    assert in_pair[0].nonzero().flatten().tolist() == [0, 3, 5]
+
+
+def test_spectrum_of_dependent_units():
+    g = torch.Generator().manual_seed(2)
+    H = torch.randn(200, 7, generator=g, dtype=torch.float64)
+    H[:, 4] = H[:, 0] + H[:, 1]  # linearly dependent
+    H[:, 6] = 3 * H[:, 2] - H[:, 5]
+    st = spectrum_stats(H, 1e-6)
+    assert st["num_rank"].item() == 5
+    assert st["small_sv_frac"].item() == pytest.approx(2 / 7)
+    s = np.linalg.svd(H.numpy(), compute_uv=False)
+    p = s / s.sum()
+    assert st["erank"].item() == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-6)
+    # equal singular values: erank = n exactly
+    Q, _ = torch.linalg.qr(torch.randn(30, 4, generator=g, dtype=torch.float64))
+    assert spectrum_stats(Q)["erank"].item() == pytest.approx(4.0, rel=1e-12)
+
+
+def test_hand_built_network_gives_exact_counts():
+    """A 2-layer, width-6 net: layer 1 has 1 dead unit, a duplicate pair and a dependent unit."""
+    cfg = MLPConfig(depth=2, width=6, in_dim=4, n_classes=2)
+    m = BatchedMLP(cfg, [0], dtype=torch.float64)
+    W = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0],
+                      [2.0, 0, 0, 0],  # duplicate of unit 0 (cosine 1)
+                      [0, 0, 0, 0]], dtype=torch.float64)  # eliminated: zero weights
+    b = torch.tensor([0, 0, 0, 0, 0, -1.0], dtype=torch.float64)
+    x = torch.rand(100, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)  # positive inputs
+    with torch.no_grad():
+        m.w_in[0] = W
+        m.b_in[0] = b
+    cfg_p = ProbeConfig(cos_threshold=0.999, rank_rel_tol=1e-9)
+    res = probe_mlp(m, x, cfg_p)
+    assert res["dead_frac"].shape == (1, 2)
+    assert res["dead_frac"][0, 0] == pytest.approx(1 / 6)
+    assert res["small_weight_frac"][0, 0] == pytest.approx(1 / 6)
+    assert res["overlap_w_pairs"][0, 0] == 1 and res["overlap_act_pairs"][0, 0] == 1
+    assert res["overlap_w_frac"][0, 0] == pytest.approx(2 / 6)
+    assert res["num_rank"][0, 0] == 4  # units 4 = 2 * unit 0 and the dead unit 5 add no rank
+    assert res["small_sv_frac"][0, 0] == pytest.approx(2 / 6)
+    one = probe_layer(torch.relu(x @ W.T + b), W, cfg_p)
+    for k in one:
+        np.testing.assert_allclose(one[k][0], res[k][0, 0])
+
+
+def test_probe_config_validation():
+    with pytest.raises(ValueError, match="cos_threshold=1.5"):
+        ProbeConfig(cos_threshold=1.5)
+    with pytest.raises(ValueError, match="weight_frac=0"):
+        ProbeConfig(weight_frac=0)
