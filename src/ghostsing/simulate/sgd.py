@@ -20,9 +20,10 @@ ModelSpec convention (:func:`online_sgd_spec`): the student of :class:`ghostsing
 + sigma xi``, plain SGD ``theta <- theta - lr grad_theta (f - y)^2 / 2`` on fresh samples; after
 ``n`` steps the matching gradient-flow time is ``t = n lr`` (small lr).
 
-Several seeds run in parallel (``numba.prange`` over seeds).  Every seed draws its own teacher (unless
-given), initial weights and sample stream from ``numpy.random.default_rng(seed)`` and a Numba stream
-seeded from it, so results do not depend on the number of threads.
+Several seeds run in parallel (``numba.prange`` over seeds).  Seed ``s`` owns one
+``numpy.random.default_rng(s)``: it draws the teacher (unless given), the initial weights (unless given)
+and then, inside the Numba kernel, the samples (Numba's ``Generator.standard_normal`` reproduces
+NumPy's stream exactly), so results do not depend on the number of threads and can be replayed in NumPy.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba.typed import List
 
 __all__ = ["SGDResult", "SpecSGDResult", "online_sgd", "online_sgd_spec"]
 
@@ -62,13 +64,11 @@ def _gprime(act: int, u: float) -> float:
 
 
 @numba.njit(cache=True)
-def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, seed, Qo, Ro, vo):
+def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, rng, Qo, Ro, vo):
     """One seed of Goldt-convention SGD; J, v are modified in place. Returns 0 (ok) or 1 (non-finite)."""
-    np.random.seed(seed)  # noqa: NPY002 (Numba: thread-local legacy stream)
     K, N = J.shape
     M = B.shape[0]
     sqn = math.sqrt(N)
-    x = np.empty(N)
     lam = np.empty(K)
     nu = np.empty(M)
     coef = np.empty(K)
@@ -88,24 +88,22 @@ def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, seed
             gJ[:, :] = 0.0
             gv[:] = 0.0
         for _ in range(batch):
-            lam[:] = 0.0
-            nu[:] = 0.0
-            for i in range(N):
-                xi = np.random.standard_normal()  # noqa: NPY002
-                x[i] = xi
-                for k in range(K):
-                    lam[k] += J[k, i] * xi
-                for m in range(M):
-                    nu[m] += B[m, i] * xi
+            x = rng.standard_normal(N)
             delta = 0.0
             for k in range(K):
-                lam[k] /= sqn
+                s = 0.0
+                for i in range(N):
+                    s += J[k, i] * x[i]
+                lam[k] = s / sqn
                 delta += v[k] * _g(act, lam[k])
             for m in range(M):
-                nu[m] /= sqn
+                s = 0.0
+                for i in range(N):
+                    s += B[m, i] * x[i]
+                nu[m] = s / sqn
                 delta -= A[m] * _g(act, nu[m])
             if sigma > 0.0:
-                delta -= sigma * np.random.standard_normal()  # noqa: NPY002
+                delta -= sigma * rng.standard_normal()
             if not math.isfinite(delta):
                 status = 1
                 break
@@ -169,22 +167,21 @@ def _record(J, v, B, Qo, Ro, vo, j):
 
 
 @numba.njit(cache=True, parallel=True)
-def _goldt_seeds(J0, v0, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, kseeds, Qo, Ro, vo, status):
-    for s in numba.prange(J0.shape[0]):
+def _goldt_seeds(J0, v0, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, rngs, Qo, Ro, vo, status):
+    n_seeds = J0.shape[0]
+    for s in numba.prange(n_seeds):
         J = J0[s].copy()
         v = v0[s].copy()
         status[s] = _run_goldt(
-            J, v, B[s], A, lr, lr2, sigma, train_v, act, batch, save_steps, kseeds[s], Qo[s], Ro[s], vo[s]
+            J, v, B[s], A, lr, lr2, sigma, train_v, act, batch, save_steps, rngs[s], Qo[s], Ro[s], vo[s]
         )
 
 
 @numba.njit(cache=True)
-def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, seed, wo, Jo):
+def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rng, wo, Jo):
     """One seed of ModelSpec-convention SGD on (w, J); returns 0 (ok) or 1 (non-finite)."""
-    np.random.seed(seed)  # noqa: NPY002 (Numba: thread-local legacy stream)
     K, N = J.shape
     M = Bt.shape[0]
-    x = np.empty(N)
     pre = np.empty(K)
     sk = np.empty(K)
     gw = np.zeros(K)
@@ -203,8 +200,7 @@ def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, seed, w
         gw[:] = 0.0
         gJ[:, :] = 0.0
         for _ in range(batch):
-            for i in range(N):
-                x[i] = np.random.standard_normal()  # noqa: NPY002
+            x = rng.standard_normal(N)
             y = 0.0
             for m in range(M):
                 s = 0.0
@@ -212,7 +208,7 @@ def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, seed, w
                     s += Bt[m, i] * x[i]
                 y += vt[m] * _g(act, s)
             if sigma > 0.0:
-                y += sigma * np.random.standard_normal()  # noqa: NPY002
+                y += sigma * rng.standard_normal()
             f = 0.0
             for k in range(K):
                 s = 0.0
@@ -250,12 +246,13 @@ def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, seed, w
 
 
 @numba.njit(cache=True, parallel=True)
-def _spec_seeds(w0, J0, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, kseeds, wo, Jo, status):
-    for s in numba.prange(w0.shape[0]):
+def _spec_seeds(w0, J0, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rngs, wo, Jo, status):
+    n_seeds = w0.shape[0]
+    for s in numba.prange(n_seeds):
         w = w0[s].copy()
         J = J0[s].copy()
         status[s] = _run_spec(
-            w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, kseeds[s], wo[s], Jo[s]
+            w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rngs[s], wo[s], Jo[s]
         )
 
 
@@ -411,7 +408,6 @@ def online_sgd(
             J_all[s] = init_std * rng.standard_normal((K, N))
     v_all = np.empty((S, K))
     v_all[:] = np.ones(K) if v0 is None else _array("v0", v0, [(K,), (S, K)])
-    kseeds = np.array([rng.integers(0, 2**31 - 1) for rng in rngs], dtype=np.int64)
 
     n_t = steps.size
     Qo, Ro, vo = np.empty((S, n_t, K, K)), np.empty((S, n_t, K, M)), np.empty((S, n_t, K))
@@ -428,7 +424,7 @@ def online_sgd(
         _ACT_CODES[activation],
         batch_size,
         steps,
-        kseeds,
+        List(rngs),
         Qo,
         Ro,
         vo,
@@ -502,7 +498,7 @@ def online_sgd_spec(
     theta[:] = _array("theta0", theta0, [(spec.n_params,), (S, spec.n_params)])
     w0, J0 = spec.split(theta)
     steps = _save_steps(times, spec.N, 1.0 / lr)
-    kseeds = np.array([np.random.default_rng(s).integers(0, 2**31 - 1) for s in seeds], dtype=np.int64)
+    rngs = [np.random.default_rng(s) for s in seeds]
     n_t = steps.size
     wo, Jo = np.empty((S, n_t, spec.K)), np.empty((S, n_t, spec.K, spec.N))
     status = np.zeros(S, dtype=np.int64)
@@ -518,7 +514,7 @@ def online_sgd_spec(
         _ACT_CODES[spec.activation],
         batch_size,
         steps,
-        kseeds,
+        List(rngs),
         wo,
         Jo,
         status,
