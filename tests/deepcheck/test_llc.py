@@ -13,6 +13,14 @@ from ghostsing.deepcheck.probes.llc import SGLDConfig, estimate_llc, functional_
 from ghostsing.deepcheck.probes.rrr import RRRData, RRRProblem, make_rrr_data, rlct_rrr
 
 F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # small problems: extra threads only oversubscribe the shared cores
+    yield
+    torch.set_num_threads(n)
 # n = 1e5, beta = 1/ln n, eps * n beta ~ 0.09: small enough for a step-size bias of a few per cent
 CFG = SGLDConfig(step_size=1e-5, gamma=10.0, num_chains=8, num_draws=3000, num_burnin=2000)
 # observed |error| <= 8 % over 4 data sets x 7 shapes; WBIC fluctuation ~ sqrt(lambda beta / 2)
