@@ -5,7 +5,8 @@ signature (see ``SIG_*`` below), not as a dispatcher: the kernels are then compi
 flows and cached on disk (``cache=True``), instead of being recompiled for each new right-hand side.
 
 Method codes: 0 euler, 1 rk4, 2 dopri5, 3 dop853, 4 rodas (Rosenbrock), 5 auto (dopri5, switching to
-rodas where Hairer's stiffness test fires, and back where the step is no longer stability-limited).
+rodas where the step becomes stability-limited, and back where it no longer is); 6 auto853 (the same
+with DOP853 as the explicit method).
 """
 
 from __future__ import annotations
@@ -27,16 +28,19 @@ FT_SCAL = types.FunctionType(types.float64(A1))  # loss(theta) / event(theta) ->
 FT_JINTO = types.FunctionType(types.void(A1, A2))  # jacobian_into(theta, out)
 FT_JRET = types.FunctionType(A2(A1))  # jacobian(theta) -> (P, P)
 
-M_EULER, M_RK4, M_DOPRI5, M_DOP853, M_RODAS, M_AUTO = 0, 1, 2, 3, 4, 5
+M_EULER, M_RK4, M_DOPRI5, M_DOP853, M_RODAS, M_AUTO, M_AUTO8 = 0, 1, 2, 3, 4, 5, 6
+DOP853_STAB_RATIO = 1.8  # DOP853's real stability interval (~6) over DOPRI5's (~3.3)
 S_OK, S_CONV, S_MAXSTEPS, S_SMALL, S_NONFINITE, S_EVENT = 0, 1, 2, 3, 4, 5
 
 # iopt layout
 IO_METHOD, IO_MAXSTEPS, IO_FMODE, IO_JMODE, IO_HASLOSS, IO_HASEV = 0, 1, 2, 3, 4, 5
-IO_DIRL, IO_TERML, IO_DIRF, IO_TERMF, IO_FIXED = 6, 7, 8, 9, 10
-N_IOPT = 11
+IO_DIRL, IO_TERML, IO_DIRF, IO_TERMF, IO_FIXED, IO_EXACT = 6, 7, 8, 9, 10, 11
+N_IOPT = 12
 # fopt layout
 FO_T0, FO_RTOL, FO_H0, FO_HFIX, FO_HMAX, FO_CTOL, FO_CHOLD, FO_MAXABS, FO_BETA = 0, 1, 2, 3, 4, 5, 6, 7, 8
-N_FOPT = 9
+FO_SWUP, FO_SWDOWN = 9, 10
+N_FOPT = 11
+STIFF_CHECK_EVERY = 10  # accepted DOPRI5 steps between Jacobian-based stiffness checks ("auto")
 # stats layout (int64 per trajectory)
 ST_STATUS, ST_ACC, ST_REJ, ST_NFEV, ST_NJEV, ST_NLU = 0, 1, 2, 3, 4, 5
 N_STATS = 6
@@ -499,6 +503,7 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
     dir_f = iopt[IO_DIRF]
     term_f = iopt[IO_TERMF] != 0
     fixed = iopt[IO_FIXED] != 0
+    exact_saves = iopt[IO_EXACT] != 0
     t0 = fopt[FO_T0]
     rtol = fopt[FO_RTOL]
     hfix = fopt[FO_HFIX]
@@ -507,6 +512,8 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
     chold = fopt[FO_CHOLD]
     maxabs = fopt[FO_MAXABS]
     beta = fopt[FO_BETA]
+    sw_up = fopt[FO_SWUP]
+    sw_down = fopt[FO_SWDOWN]
     nl = lev_l.shape[0]
     nf = lev_f.shape[0]
 
@@ -562,8 +569,10 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
 
     # method state
     meth = meth0
-    if meth0 == M_AUTO:
-        meth = M_DOPRI5
+    is_auto = meth0 == M_AUTO or meth0 == M_AUTO8
+    explicit = M_DOP853 if meth0 == M_AUTO8 else M_DOPRI5
+    if is_auto:
+        meth = explicit
     if meth == M_DOP853:
         err_order = 7
     elif meth == M_RODAS:
@@ -610,9 +619,13 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
             if hs < hmin:
                 status = S_NONFINITE if last_nonfinite else S_SMALL
                 break
-            if t + hs >= t_end or t + 1.0001 * hs >= t_end:
-                hs = t_end - t
-                t_new = t_end
+            h_prop = hs
+            clipped = False
+            t_next = t_eval[js] if (exact_saves and js < T) else t_end
+            if t + hs >= t_next or t + 1.0001 * hs >= t_next:
+                hs = t_next - t
+                t_new = t_next
+                clipped = True
             else:
                 t_new = t + hs
         # -------- attempt
@@ -672,6 +685,8 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
             hn = hs / fac
             if last_rejected:
                 hn = min(hn, hs)
+            elif clipped:
+                hn = max(hn, h_prop)  # a step shortened to land on a save time does not shrink h
             facold = max(err, 1e-4)
             h = hn
         last_rejected = False
@@ -733,42 +748,56 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
             cnt[ST_STATUS] = S_EVENT
             return
         # -------- stiffness switch (auto)
-        if meth0 == M_AUTO and not fixed:
-            if meth == M_DOPRI5:
-                stnum = 0.0
-                stden = 0.0
-                for i in range(n):
-                    stnum += (K[6, i] - K[5, i]) ** 2
-                    stden += (ynew[i] - yst[i]) ** 2
-                if stden > 0.0 and hs * math.sqrt(stnum / stden) > 3.25:
-                    nonsti = 0
-                    iasti += 1
-                    if iasti >= 15:
-                        meth = M_RODAS
-                        err_order = 3
-                        facold = 1e-4
-                        iasti = 0
-                        nstiffback = 0
-                        if math.isnan(fout[1]):
-                            fout[1] = t_new
-                else:
-                    nonsti += 1
-                    if nonsti >= 6:
-                        iasti = 0
+        if is_auto and not fixed:
+            sratio = DOP853_STAB_RATIO if explicit == M_DOP853 else 1.0
+            if meth != M_RODAS:
+                if meth == M_DOPRI5:
+                    # Hairer's free estimate of h |lambda| from the last two stages ...
+                    stnum = 0.0
+                    stden = 0.0
+                    for i in range(n):
+                        stnum += (K[6, i] - K[5, i]) ** 2
+                        stden += (ynew[i] - yst[i]) ** 2
+                    if stden > 0.0 and hs * math.sqrt(stnum / stden) > 3.25:
+                        nonsti = 0
+                        iasti += 1
+                    else:
+                        nonsti += 1
+                        if nonsti >= 6:
+                            iasti = 0
+                # ... and, every STIFF_CHECK_EVERY steps, the exact bound h ||J||_inf at the new state
+                go_stiff = iasti >= 15
+                if not go_stiff and sw_up > 0.0 and cnt[ST_ACC] % STIFF_CHECK_EVERY == 0:
+                    _jac(jmode, j_into, j_ret, ynew, Jm, cnt)
+                    rho = 0.0
+                    for i in range(n):
+                        s = 0.0
+                        for k in range(n):
+                            s += abs(Jm[i, k])
+                        rho = max(rho, s)
+                    go_stiff = hs * rho > sw_up * sratio
+                if go_stiff:
+                    meth = M_RODAS
+                    err_order = 3
+                    facold = 1e-4
+                    iasti = 0
+                    nstiffback = 0
+                    if math.isnan(fout[1]):
+                        fout[1] = t_new
             else:
-                # back to the explicit method when the step is no longer limited by stability:
-                # h * ||J||_inf < 1.5 (DOPRI5 is stable on the negative real axis up to ~3.3)
+                # back to the explicit method when RODAS's step is no longer much longer than what
+                # DOPRI5 could take stably: h ||J||_inf < sw_down for 10 steps in a row
                 rho = 0.0
                 for i in range(n):
                     s = 0.0
                     for k in range(n):
                         s += abs(Jm[i, k])
                     rho = max(rho, s)
-                if hs * rho < 1.5:
+                if hs * rho < sw_down * sratio:
                     nstiffback += 1
                     if nstiffback >= 10:
-                        meth = M_DOPRI5
-                        err_order = 4
+                        meth = explicit
+                        err_order = 7 if explicit == M_DOP853 else 4
                         facold = 1e-4
                         nonsti = 0
                         iasti = 0

@@ -11,10 +11,13 @@ iteration). Methods:
                output (3 extra right-hand sides in a step that holds a save time or an event).
 ``"rosenbrock"`` RODAS 3(4) (Hairer & Wanner): L-stable, stiffly accurate, with the exact Jacobian;
                cubic Hermite dense output.
-``"auto"``     DOPRI5, switching to RODAS where Hairer's stiffness test
-               :math:`h\,\|k_7 - k_6\| / \|y_7 - y_6\| > 3.25` fires 15 times (the converged tail),
-               and back when :math:`h \|J\|_\infty < 1.5` for 10 steps. Needs ``jacobian``;
-               without it "auto" is "dopri5".
+``"auto"``     DOPRI5, switching to RODAS where the step is stability-limited: Hairer's test
+               :math:`h\,\|k_7 - k_6\| / \|y_7 - y_6\| > 3.25` firing 15 times, or, checked every
+               10 accepted steps with the exact Jacobian, :math:`h \|J\|_\infty > 2.5`; back to DOPRI5
+               when :math:`h \|J\|_\infty < 1.5` for 10 RODAS steps in a row (``stiff_switch``).
+               Needs ``jacobian``; without it "auto" is "dopri5".
+``"auto853"``  the same with DOP853 as the explicit method (thresholds times 1.8, the ratio of the
+               two methods' real stability intervals); without ``jacobian`` it is "dop853".
 ``"rk4"``, ``"euler"``  fixed steps ``h`` (``step=``), landing exactly on every save time; ``"euler"`` is
                discrete gradient descent :math:`\theta_{k+1} = \theta_k - h \nabla L(\theta_k)`.
 ``dopri5`` / ``dop853`` also run with a fixed step when ``step`` is given (no error control).
@@ -46,6 +49,7 @@ from ghostsing.simulate.status import Status
 METHODS: dict[str, int] = {
     "euler": kn.M_EULER, "rk4": kn.M_RK4, "dopri5": kn.M_DOPRI5, "rk45": kn.M_DOPRI5,
     "dop853": kn.M_DOP853, "rosenbrock": kn.M_RODAS, "rodas": kn.M_RODAS, "auto": kn.M_AUTO,
+    "auto853": kn.M_AUTO8,
 }
 _FIXED_ONLY = ("euler", "rk4")
 
@@ -217,6 +221,8 @@ def integrate(
     pi_beta: float | None = None,
     threads: int | None = None,
     parallel: bool | None = None,
+    stiff_switch: tuple[float, float] = (2.5, 1.5),
+    exact_saves: bool | None = None,
 ) -> Solution:
     r"""Integrate :math:`\dot\theta = F(\theta)` from ``theta0`` and save at ``t_eval``.
 
@@ -227,10 +233,10 @@ def integrate(
     theta0 : (P,) or (n, P) initial states (float64; non-finite rows come back with status NON_FINITE).
     t_eval : (T,) strictly increasing save times, all >= t0.
     rtol, atol : relative (> 0) and absolute (>= 0, scalar or (P,)) tolerances of the local error.
-    method : "dopri5" (default), "dop853", "rosenbrock", "auto", "rk4", "euler" (see the module doc).
+    method : "dopri5" (default), "dop853", "rosenbrock", "auto", "auto853", "rk4", "euler" (module doc).
     loss : ``@njit`` ``L(theta) -> float``; saved losses (else NaN) and loss events.
     jacobian : ``@njit`` ``J(theta) -> (P, P)`` or ``J(theta, out)``, :math:`J = \partial F/\partial\theta`;
-        needed by "rosenbrock" and "auto".
+        needed by "rosenbrock", "auto" and "auto853".
     events : a sequence of :class:`Event` (at most one with ``fn=None`` (loss) and one with a function).
     converge : ``(grad_tol, hold_time)``: stop when :math:`\|F\|_2 <` grad_tol for a time hold_time.
     t0 : start time (default ``t_eval[0]``).
@@ -242,6 +248,13 @@ def integrate(
         Hairer's codes).
     threads : number of Numba threads for this call (default: Numba's current setting).
     parallel : use the prange driver (default: when n > 1).
+    stiff_switch : ("auto", "auto853") ``(up, down)``: switch DOPRI5 -> RODAS when :math:`h \|J\|_\infty >` up
+        (checked every 10 accepted steps with the exact Jacobian; up = 0 disables this check and leaves
+        only Hairer's test), and back when :math:`h \|J\|_\infty <` down for 10 steps in a row.
+    exact_saves : shorten adaptive steps to land on every save time, so that saved states are step
+        end points, not dense-output values (default: True for "dop853"/"auto853", whose 7th-order
+        dense output is not error-controlled and can be off by tens of tolerance units on long steps;
+        False otherwise). Events always use the dense output.
     """
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"method={method!r}; allowed: {', '.join(METHODS)}")
@@ -250,6 +263,8 @@ def integrate(
     meth = METHODS[method]
     if meth == kn.M_AUTO and jmode < 0:
         meth = kn.M_DOPRI5
+    if meth == kn.M_AUTO8 and jmode < 0:
+        meth = kn.M_DOP853
     if meth == kn.M_RODAS and jmode < 0:
         raise ValueError("method='rosenbrock' needs jacobian=...; allowed: pass the generated f.jacobian")
 
@@ -284,7 +299,7 @@ def integrate(
     fixed = step is not None
     if method in _FIXED_ONLY and not fixed:
         raise ValueError(f"method={method!r} is a fixed-step method; allowed: pass step=h > 0")
-    if fixed and meth in (kn.M_RODAS, kn.M_AUTO):
+    if fixed and meth in (kn.M_RODAS, kn.M_AUTO, kn.M_AUTO8):
         raise ValueError(f"step= (fixed-step mode) with method={method!r}; "
                          "allowed: euler, rk4, dopri5, dop853")
     hfix = _positive("step", step) if fixed else 0.0
@@ -348,6 +363,9 @@ def integrate(
     iopt[kn.IO_DIRF] = ev_fn.direction if ev_fn else 0
     iopt[kn.IO_TERMF] = int(ev_fn.terminal) if ev_fn else 0
     iopt[kn.IO_FIXED] = int(fixed)
+    if exact_saves is None:
+        exact_saves = meth in (kn.M_DOP853, kn.M_AUTO8)
+    iopt[kn.IO_EXACT] = int(bool(exact_saves))
     fopt = np.zeros(kn.N_FOPT)
     fopt[kn.FO_T0] = start
     fopt[kn.FO_RTOL] = rt
@@ -358,6 +376,14 @@ def integrate(
     fopt[kn.FO_CHOLD] = chold
     fopt[kn.FO_MAXABS] = mabs
     fopt[kn.FO_BETA] = beta
+    try:
+        sw_up, sw_down = (float(v) for v in stiff_switch)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"stiff_switch={stiff_switch!r}; allowed: (up >= 0, down >= 0)") from exc
+    if not (sw_up >= 0 and sw_down >= 0 and np.isfinite(sw_up) and np.isfinite(sw_down)):
+        raise ValueError(f"stiff_switch={stiff_switch!r}; allowed: (up >= 0, down >= 0)")
+    fopt[kn.FO_SWUP] = sw_up
+    fopt[kn.FO_SWDOWN] = sw_down
 
     T = te.size
     Y = np.empty((n, T, P))
