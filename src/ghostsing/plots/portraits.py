@@ -7,7 +7,7 @@ A portrait shows, on a plane of two reduced coordinates :math:`(a, b)` (for the 
   (slow regions: lines of critical points at alpha = 0, their ghosts at alpha > 0), clipped below at
   ``floor`` so that exact zeros stay drawable;
 * stream lines of the reduced velocity :math:`(\dot a, \dot b)` (the full flow projected on the plane);
-* sample trajectories of the full flow, projected on the plane (start marked by a dot);
+* sample trajectories of the full flow, projected on the plane (start: dot, end: square);
 * the singular manifold (solid line) and its Milnor-attractor segment (thick line, where every
   transverse eigenvalue of the flow's Jacobian is <= 0).
 
@@ -97,7 +97,10 @@ def plot_portrait(ax, data: PortraitData, norm: Normalize, floor: float = 1e-8, 
         ax.plot(tr[:, 0], tr[:, 1], color="white", lw=1.4, zorder=5,
                 label="trajectories (full flow)" if k == 0 else None,
                 path_effects=[pe.Stroke(linewidth=2.6, foreground="black"), pe.Normal()])
-        ax.plot(tr[0, 0], tr[0, 1], "o", color="white", ms=4.5, mec="black", mew=0.8, zorder=6)
+        ax.plot(tr[0, 0], tr[0, 1], "o", color="white", ms=4.5, mec="black", mew=0.8, zorder=6,
+                label="start" if k == 0 else None)
+        ax.plot(tr[-1, 0], tr[-1, 1], "s", color="black", ms=4.0, mec="white", mew=0.8, zorder=6,
+                label="end of run" if k == 0 else None)
     ax.set_xlim(data.x[0], data.x[-1])
     ax.set_ylim(data.y[0], data.y[-1])
     ax.set_xlabel(data.xlabel)

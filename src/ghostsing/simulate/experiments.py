@@ -294,6 +294,7 @@ def overlap_portrait_data(
                                                    (-0.6, 0.02)),
     t_end: float = 3000.0,
     milnor_tol: float = 1e-7,
+    line_points: int = 241,
     progress: bool = False,
 ):
     """Arrays of the overlap portrait of the symmetric model at skip strength ``alpha``.
@@ -310,7 +311,7 @@ def overlap_portrait_data(
     ys = np.linspace(0.0, r_max, max(grid * 2 // 3, 3))
     g = relaxed_grid(plane, f, xs, ys, np.concatenate([[W_STAR], J_STAR]), progress=progress)
     # largest eigenvalue along the line r = 0 (on a finer z grid, relaxed)
-    zf = np.linspace(*z_range, 241)
+    zf = np.linspace(*z_range, line_points)
     line = relaxed_grid(plane, f, zf, np.array([0.0]), np.concatenate([[W_STAR], J_STAR]))
     rates = np.array([transverse_rate(f.jacobian(np.ascontiguousarray(th))) for th in line["theta"][0]])
     line_speed = line["speed"][0]
@@ -592,6 +593,14 @@ def run_loss_curves(
     return [paths["png"], paths["npz"], paths["json"]]
 
 
+def _check_portrait_args(alpha_skip: Any, grid: Any) -> None:
+    if isinstance(alpha_skip, bool) or not isinstance(alpha_skip, int | float | np.floating) \
+            or not (alpha_skip > 0 and math.isfinite(alpha_skip)):
+        raise ValueError(f"alpha_skip={alpha_skip!r} is not allowed; allowed: a finite float > 0")
+    if isinstance(grid, bool) or not isinstance(grid, int | np.integer) or grid < 5:
+        raise ValueError(f"grid={grid!r} is not allowed; allowed: an int >= 5")
+
+
 def run_portraits(
     out_dir: str | Path = "simulations/figures",
     alpha_skip: float = 0.5,
@@ -600,21 +609,21 @@ def run_portraits(
     n: int | None = None,
     pdf: bool = False,
     progress: bool = True,
+    stem: str | None = None,
+    line_points: int = 241,
 ) -> list[Path]:
     """Overlap phase portraits in the (z, |u|) plane: plain (alpha = 0) vs skip (alpha = alpha_skip).
 
-    Writes ``overlap_portraits.png`` (+ ``.pdf`` if asked), ``.npz`` (grids, velocities, speeds,
-    trajectories, eigenvalues along the line) and ``.json``; prints nothing, returns the paths.
+    Writes ``overlap_portraits.png`` (or ``<stem>.png``; + ``.pdf`` if asked), ``.npz`` (grids,
+    velocities, speeds, trajectories, eigenvalues along the line) and ``.json``; returns the paths.
     ``seed`` and ``n`` are accepted for a uniform experiment signature (the portrait is deterministic).
     """
     from ghostsing.plots import portrait_pair, save_figure
 
-    if not (isinstance(alpha_skip, int | float) and alpha_skip > 0 and math.isfinite(alpha_skip)):
-        raise ValueError(f"alpha_skip={alpha_skip!r} is not allowed; allowed: a finite float > 0")
-    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 5:
-        raise ValueError(f"grid={grid!r} is not allowed; allowed: an int >= 5")
-    plain, ex0 = overlap_portrait_data(0.0, grid=grid, progress=progress)
-    skip, ex1 = overlap_portrait_data(float(alpha_skip), grid=grid, progress=progress)
+    _check_portrait_args(alpha_skip, grid)
+    plain, ex0 = overlap_portrait_data(0.0, grid=grid, progress=progress, line_points=line_points)
+    skip, ex1 = overlap_portrait_data(float(alpha_skip), grid=grid, progress=progress,
+                                      line_points=line_points)
     fig = portrait_pair(plain, skip, floor=1e-5,
                         suptitle="Overlap singularity of a two-unit erf student: relaxed (z, |u|) plane")
     arrays = {"z": plain.x, "r": plain.y, "vz_plain": plain.vx, "vr_plain": plain.vy,
@@ -626,7 +635,7 @@ def run_portraits(
         arrays[f"traj_plain_{k}"] = tr
     for k, tr in enumerate(skip.trajectories):
         arrays[f"traj_skip_{k}"] = tr
-    paths = save_figure(fig, out_dir, "overlap_portraits", arrays=arrays, pdf=pdf,
+    paths = save_figure(fig, out_dir, stem or "overlap_portraits", arrays=arrays, pdf=pdf,
                         meta=_meta(symmetric_spec(0.0), seed, alpha_skip=alpha_skip, grid=grid,
                                    milnor_interval_plain=ex0["milnor_interval"], e=ex0["e"],
                                    ghost_min_speed=float(np.min(ex1["speed_line"]))))
@@ -644,20 +653,23 @@ def run_elimination_portraits(
     n: int | None = None,
     pdf: bool = False,
     progress: bool = True,
+    stem: str | None = None,
 ) -> list[Path]:
     """Elimination phase portraits in the (w_2, |J_2|) plane: plain vs skip (alpha = alpha_skip)."""
     from ghostsing.plots import portrait_pair, save_figure
 
+    _check_portrait_args(alpha_skip, grid)
+
     plain, ex0 = elimination_portrait_data(0.0, grid=grid, progress=progress)
     skip, _ = elimination_portrait_data(float(alpha_skip), grid=grid, progress=progress)
-    fig = portrait_pair(plain, skip, floor=1e-8,
+    fig = portrait_pair(plain, skip, floor=1e-5,
                         suptitle="Elimination singularity of unit 2: relaxed (w₂, |J₂|) plane")
     arrays = {"w2": plain.x, "r": plain.y, "vw_plain": plain.vx, "vr_plain": plain.vy,
               "speed_plain": plain.speed, "vw_skip": skip.vx, "vr_skip": skip.vy, "speed_skip": skip.speed}
     for name, d in ex0["lines"].items():
         for k, v in d.items():
             arrays[f"line_{name}_{k}"] = v
-    paths = save_figure(fig, out_dir, "elimination_portraits", arrays=arrays, pdf=pdf,
+    paths = save_figure(fig, out_dir, stem or "elimination_portraits", arrays=arrays, pdf=pdf,
                         meta=_meta(symmetric_spec(0.0), seed, alpha_skip=alpha_skip, grid=grid, e=ex0["e"]))
     import matplotlib.pyplot as plt
 
