@@ -124,7 +124,8 @@ def test_save_figure_writes_png_pdf_and_data_that_round_trip(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
     arr = np.arange(6.0).reshape(2, 3)
-    paths = save_figure(fig, tmp_path / "out", "demo", arrays={"a": arr}, table={"x": [1.5, 2.5], "y": [3, 4]},
+    paths = save_figure(fig, tmp_path / "out", "demo", arrays={"a": arr},
+                        table={"x": [1.5, 2.5], "y": [3, 4]},
                         meta={"seed": 7, "value": float("nan"), "v": np.float64(2.0)}, pdf=True)
     plt.close(fig)
     assert set(paths) == {"png", "pdf", "npz", "csv", "json"}
