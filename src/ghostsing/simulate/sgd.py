@@ -63,7 +63,11 @@ def _gprime(act: int, u: float) -> float:
     return 1.0 if u > 0.0 else 0.0
 
 
-@numba.njit(cache=True)
+# Reassociation / contraction only (SIMD dot products); no 'nnan'/'ninf', so the finiteness checks stay.
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@numba.njit(cache=True, fastmath=_FAST)
 def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, rng, Qo, Ro, vo):
     """One seed of Goldt-convention SGD; J, v are modified in place. Returns 0 (ok) or 1 (non-finite)."""
     K, N = J.shape
@@ -173,11 +177,25 @@ def _goldt_seeds(J0, v0, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, 
         J = J0[s].copy()
         v = v0[s].copy()
         status[s] = _run_goldt(
-            J, v, B[s], A, lr, lr2, sigma, train_v, act, batch, save_steps, rngs[s], Qo[s], Ro[s], vo[s]
+            J,
+            v,
+            B[s],
+            A,
+            lr,
+            lr2,
+            sigma,
+            train_v,
+            act,
+            batch,
+            save_steps,
+            rngs[np.int64(s)],
+            Qo[s],
+            Ro[s],
+            vo[s],
         )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FAST)
 def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rng, wo, Jo):
     """One seed of ModelSpec-convention SGD on (w, J); returns 0 (ok) or 1 (non-finite)."""
     K, N = J.shape
@@ -252,7 +270,7 @@ def _spec_seeds(w0, J0, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rng
         w = w0[s].copy()
         J = J0[s].copy()
         status[s] = _run_spec(
-            w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rngs[s], wo[s], Jo[s]
+            w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rngs[np.int64(s)], wo[s], Jo[s]
         )
 
 
