@@ -10,10 +10,11 @@ Accuracy: the first n_ref trajectories are integrated with scipy DOP853 at rtol 
 atol = 1e-15; a solver's error is max over those trajectories and all saves of |y - y_ref|_inf.
 
 Timing is one core (numba.set_num_threads(1)) unless stated; per-trajectory cost = wall time / n.
-Solvers too slow for all n trajectories (scipy solve_ivp) run on n_base of them and their cost is
-extrapolated linearly to n (stated in the table as "extrapolated").
+Solvers too slow for all n trajectories run on fewer and their per-trajectory cost is extrapolated
+linearly to n (marked "extrapolated" in the table): scipy solve_ivp on n_base, the explicit-only
+ghostsing runs (dopri5, dop853, dopri5 + converge stop) and numbalsoda DOP853 on n_slow.
 
-Usage: python benchmarks/bench_integrators.py [--quick] [--n N] [--n-base B] [--n-ref R]
+Usage: python benchmarks/bench_integrators.py [--quick] [--n N] [--n-slow S] [--n-base B] [--n-ref R]
 Writes benchmarks/results/integrators.json (atomically) and prints a table.
 """
 
@@ -99,15 +100,17 @@ def err_vs_ref(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.inf) if np.any(~np.isfinite(d)) else float(np.max(d))
 
 
-def run_ours(f, Y, te, ref, label, threads=1, **kw) -> dict:
-    integrate(f, Y[:2], te[:3], rtol=RTOL, atol=ATOL, **kw)  # warm (compiled / cache loaded)
+def run_ours(f, Y, te, ref, label, threads=1, n_total=None, rtol=RTOL, atol=ATOL, **kw) -> dict:
+    integrate(f, Y[:2], te[:3], rtol=rtol, atol=atol, **kw)  # warm (compiled / cache loaded)
     t = time.perf_counter()
-    sol = integrate(f, Y, te, rtol=RTOL, atol=ATOL, threads=threads, **kw)
+    sol = integrate(f, Y, te, rtol=rtol, atol=atol, threads=threads, **kw)
     wall = time.perf_counter() - t
     n = len(Y)
     acc = int(sol.n_accepted.sum())
     return {
-        "solver": f"ghostsing {label}", "threads": threads, "n_run": n, "extrapolated": False,
+        "solver": f"ghostsing {label}" + ("" if rtol == RTOL else f" (rtol={rtol:g}, atol={atol:g})"),
+        "threads": threads, "n_run": n,
+        "extrapolated": n_total is not None and n < n_total,
         "wall_s": wall, "ms_per_traj": wall / n * 1e3, "accepted_steps_per_traj": acc / n,
         "nfev_per_traj": float(sol.nfev.mean()), "njev_per_traj": float(sol.njev.mean()),
         "ns_per_accepted_step": wall / max(acc, 1) * 1e9, "ns_per_fev": wall / max(sol.nfev.sum(), 1) * 1e9,
@@ -143,7 +146,7 @@ def run_scipy(f, Y, te, ref, method, n_total) -> dict:
     }
 
 
-def run_numbalsoda(f, Y, te, ref, which, rtol=RTOL, atol=ATOL) -> dict:
+def run_numbalsoda(f, Y, te, ref, which, rtol=RTOL, atol=ATOL, n_total=None) -> dict:
     """numbalsoda's LSODA / DOP853 (C/C++), called from a Numba loop; rhs = a cfunc around f.flow_into
     (the cfunc also counts its calls in the data array)."""
     try:
@@ -183,7 +186,8 @@ def run_numbalsoda(f, Y, te, ref, which, rtol=RTOL, atol=ATOL) -> dict:
     wall = time.perf_counter() - t
     return {
         "solver": f"numbalsoda {which}" + ("" if rtol == RTOL else f" (rtol={rtol:g}, atol={atol:g})"),
-        "threads": 1, "n_run": n, "extrapolated": False, "wall_s": wall, "ms_per_traj": wall / n * 1e3,
+        "threads": 1, "n_run": n, "extrapolated": n_total is not None and n < n_total, "wall_s": wall,
+        "ms_per_traj": wall / n * 1e3,
         "nfev_per_traj": float(cnt.mean()), "ns_per_fev": wall / max(cnt.sum(), 1) * 1e9,
         "status": {"success": int(ok.sum()), "failed": int(n - ok.sum())},
         "max_abs_err": err_vs_ref(out, ref),
@@ -208,9 +212,11 @@ def tail_fraction(f, Y, te, t_stiff) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="n=1000, n_base=4, n_ref=8")
+    ap.add_argument("--quick", action="store_true", help="n=1000, n_slow=200, n_base=4, n_ref=8")
     ap.add_argument("--n", type=int, default=None, help="trajectories for the fast solvers (default 10000)")
     ap.add_argument("--n-base", type=int, default=None, help="trajectories for scipy (default 20)")
+    ap.add_argument("--n-slow", type=int, default=None,
+                    help="trajectories for the ~10 ms/trajectory explicit-only runs (default 1000)")
     ap.add_argument("--n-ref", type=int, default=None, help="reference trajectories (default 20)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "integrators.json")
@@ -219,6 +225,7 @@ def main(argv=None) -> int:
     n_base = a.n_base or (4 if a.quick else 20)
     n_ref = a.n_ref or (8 if a.quick else 20)
     n_ref = min(n_ref, n)
+    n_slow = min(a.n_slow or (200 if a.quick else 1000), n)
 
     spec = ModelSpec(K=2, M=2, N=2, activation="erf", alpha=0.5)
     f = derive(spec).compile()
@@ -254,14 +261,23 @@ def main(argv=None) -> int:
         ("auto + converge stop", {"method": "auto", "jacobian": J, "converge": CONVERGE}),
         ("auto853 + converge stop", {"method": "auto853", "jacobian": J, "converge": CONVERGE}),
     ]
+    slow = ("dopri5", "dop853", "dopri5 + converge stop")  # ~10 ms per trajectory: run on n_slow
     for label, kw in configs:
-        row, sol = run_ours(f, Y, te, ref, label, **kw)
+        Yr = Y[:n_slow] if label in slow else Y
+        row, sol = run_ours(f, Yr, te, ref, label, n_total=n, **kw)
         sols[label] = sol
         rows.append(row)
         print(f"  {row['solver']:<45s} {row['ms_per_traj']:8.3f} ms/traj  err {row['max_abs_err']:.1e}")
 
+    # work-precision: the best adaptive configuration at looser tolerances
+    for rt in (3e-8, 1e-7):
+        row, _ = run_ours(f, Y, te, ref, "auto853 (DOP853 -> RODAS)", n_total=n, rtol=rt, atol=rt / 100,
+                          method="auto853", jacobian=J)
+        rows.append(row)
+        print(f"  {row['solver']:<45s} {row['ms_per_traj']:8.3f} ms/traj  err {row['max_abs_err']:.1e}")
+
     for which in ("LSODA", "DOP853"):
-        row = run_numbalsoda(f, Y, te, ref, which)
+        row = run_numbalsoda(f, Y if which == "LSODA" else Y[:n_slow], te, ref, which, n_total=n)
         rows.append(row)
         print(f"  {row['solver']:<45s} {row.get('ms_per_traj', float('nan')):8.3f} ms/traj  "
               f"err {row.get('max_abs_err', float('nan')):.1e}")
@@ -280,14 +296,16 @@ def main(argv=None) -> int:
 
     # best of ours at matched accuracy (error within 2x of DOPRI5's, no convergence stop), and its
     # thread scaling together with DOPRI5's
-    ours = [r for r in rows if r["solver"].startswith("ghostsing") and "converge" not in r["solver"]]
+    ours = [r for r in rows if r["solver"].startswith("ghostsing") and "converge" not in r["solver"]
+            and "rtol=" not in r["solver"]]
     e_ref = next(r for r in ours if r["solver"] == "ghostsing dopri5")["max_abs_err"]
     best = min((r for r in ours if r["max_abs_err"] <= 2 * e_ref), key=lambda r: r["ms_per_traj"])
     best_label = best["solver"].removeprefix("ghostsing ")
     best_kw = dict(configs)[best_label]
     for label, kw in [("dopri5", {"method": "dopri5"}), (best_label, best_kw)]:
         for th in (1, 2):  # 1 and 2 threads back to back, so that both see the same machine load
-            row, _ = run_ours(f, Y, te, ref, label, threads=th, **kw)
+            Yr = Y[:n_slow] if label in slow else Y
+            row, _ = run_ours(f, Yr, te, ref, label, threads=th, n_total=n, **kw)
             row["scaling_run"] = True
             rows.append(row)
             print(f"  {row['solver']:<45s} {row['ms_per_traj']:8.3f} ms/traj ({th} thread(s), scaling run)")
@@ -345,6 +363,26 @@ def main(argv=None) -> int:
         ratios["vs_numbalsoda_LSODA_matched_accuracy"] = m_row["ms_per_traj"] / best["ms_per_traj"]
     except (StopIteration, KeyError):
         pass
+    # work-precision matching: for a target error E* (twice DOPRI5's error at rtol 1e-8), the cheapest run of
+    # each family whose error is <= E*
+    e_star = 2 * e_ref
+    ratios["target_error"] = e_star
+
+    def cheapest(prefix):
+        c = [r for r in rows if r["solver"].startswith(prefix) and r.get("threads", 1) == 1
+             and not r.get("scaling_run") and r.get("max_abs_err", np.inf) <= e_star]
+        return min(c, key=lambda r: r["ms_per_traj"]) if c else None
+
+    ours_ok = [r for r in rows if r["solver"].startswith("ghostsing") and "converge" not in r["solver"]
+               and not r.get("scaling_run") and r["max_abs_err"] <= e_star]
+    ours_best = min(ours_ok, key=lambda r: r["ms_per_traj"])
+    ratios["wp_ours"] = ours_best["solver"]
+    for prefix in ("numbalsoda LSODA", "scipy solve_ivp LSODA", "scipy solve_ivp Radau",
+                   "scipy solve_ivp RK45"):
+        c = cheapest(prefix)
+        key = "wp_vs_" + prefix.replace("solve_ivp ", "").replace(" ", "_")
+        ratios[key] = (c["ms_per_traj"] / ours_best["ms_per_traj"]) if c else None
+        ratios[key + "_config"] = c["solver"] if c else "no run reached the target error"
 
     print("\n| solver | threads | trajectories run | ms / trajectory | accepted steps | RHS evals | "
           "Jacobians | max abs error | status |")
@@ -361,7 +399,8 @@ def main(argv=None) -> int:
 
     result = {
         "benchmark": "bench_integrators", "ghostsing_version": __version__, "spec": spec.to_dict(),
-        "n": n, "n_base": n_base, "n_ref": n_ref, "seed": a.seed, "rtol": RTOL, "atol": ATOL,
+        "n": n, "n_slow": n_slow, "n_base": n_base, "n_ref": n_ref, "seed": a.seed,
+        "rtol": RTOL, "atol": ATOL,
         "converge": CONVERGE, "t_eval": te.tolist(), "quick": a.quick, "floor": floor, "rows": rows,
         "ratios": ratios, "machine": {"python": sys.version.split()[0], "numba": numba.__version__,
                                       "platform": platform.platform(), "cpu_count": os.cpu_count()},
