@@ -143,6 +143,8 @@ def three_args(y, out, z):
         ({"converge": (0.0, 1.0)}, ValueError, "converge"),
         ({"converge": 1e-6}, ValueError, "converge"),
         ({"max_steps": 0}, ValueError, "max_steps"),
+        ({"threads": 0}, ValueError, "threads"),
+        ({"stiff_switch": (1.0,)}, ValueError, "stiff_switch"),
         ({"flow": py_flow}, TypeError, "Numba"),
         ({"flow": three_args}, TypeError, "arguments"),
         ({"events": [Event([0.1])]}, ValueError, "loss"),

@@ -3,6 +3,7 @@ alpha=0.5)), against scipy's DOP853 at rtol = 1e-12 (the independent reference).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -70,7 +71,7 @@ def test_parallel_equals_serial_and_threads(erf_model, erf_starts):
     """The prange driver (any thread count) returns exactly the serial results."""
     _, f = erf_model
     s = integrate(f, erf_starts, TE, parallel=False)
-    p = integrate(f, erf_starts, TE, parallel=True, threads=2)
+    p = integrate(f, erf_starts, TE, parallel=True, threads=min(2, numba.config.NUMBA_NUM_THREADS))
     p1 = integrate(f, erf_starts, TE, parallel=True, threads=1)
     np.testing.assert_array_equal(s.y, p.y)
     np.testing.assert_array_equal(s.y, p1.y)

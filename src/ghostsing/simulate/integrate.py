@@ -192,6 +192,10 @@ def _threads(n: int | None):
     if n is None:
         yield
         return
+    n_max = numba.config.NUMBA_NUM_THREADS
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= n_max:
+        raise ValueError(f"threads={n!r}; allowed: an int in 1..{numba.config.NUMBA_NUM_THREADS} "
+                         "(numba.config.NUMBA_NUM_THREADS)")
     old = numba.get_num_threads()
     numba.set_num_threads(int(n))
     try:
