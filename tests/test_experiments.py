@@ -99,7 +99,7 @@ def test_alpha0_plateau_slope_equals_inverse_transverse_eigenvalue(plain):
     eps = np.geomspace(1e-7, 1e-3, 5)
     e = np.array([1.0, -1.0]) / math.sqrt(2)
     th0 = np.array([[1.0, 1.0, *(ex.J_STAR + x * e / 2), *(ex.J_STAR - x * e / 2)] for x in eps])
-    base = np.ascontiguousarray(th0[0] * 0 + np.array([1.0, 1.0, *ex.J_STAR, *ex.J_STAR]))
+    base = np.array([1.0, 1.0, *ex.J_STAR, *ex.J_STAR])  # the point of the line at z = 0
     lam = transverse_rate(f.jacobian(base))
     tau, sol = ex.escape_times(f, th0, 0.9 * ex.L_STAR, t_end=400.0, rtol=1e-10, atol=1e-13)
     assert np.all(np.isfinite(tau)) and np.all(sol.status == 0)
@@ -151,3 +151,20 @@ def test_experiment_registry_matches_the_cli_contract():
         params = inspect.signature(fn).parameters
         assert {"out_dir", "seed", "n"} <= set(params), name
         assert (fn.__doc__ or "").strip(), name
+
+
+@pytest.mark.parametrize("kind", ["overlap", "elimination"])
+def test_fixed_slice_of_the_manifolds_module_agrees_with_the_plane_projection(plain, kind):
+    """Two implementations of the projected flow: the manifolds module (SymPy chart D phi) and ours."""
+    spec, f = plain
+    xs, ys = np.array([-1.7, 0.4, 2.2]), np.array([0.1, 0.45])
+    e = np.array([1.0, -1.0]) / math.sqrt(2)
+    g = ex.fixed_grid(kind, spec, f, xs, ys, e)
+    plane = (ex.OverlapPlane if kind == "overlap" else ex.EliminationPlane)(spec, e)
+    for i, b in enumerate(ys):
+        for j, a in enumerate(xs):
+            th = np.ascontiguousarray(plane.theta(g["q_fixed"], a, b))
+            F = f.flow(th)
+            np.testing.assert_allclose(plane.velocity(th, F), (g["vx"][i, j], g["vy"][i, j]), rtol=1e-9,
+                                       atol=1e-13)
+            assert g["speed"][i, j] == pytest.approx(np.linalg.norm(F), rel=1e-12)

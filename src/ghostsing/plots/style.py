@@ -126,10 +126,12 @@ def save_figure(
     table: Mapping[str, Sequence[Any]] | None = None,
     meta: Mapping[str, Any] | None = None,
     pdf: bool = False,
+    dpi: float | None = None,
 ) -> dict[str, Path]:
     """Save ``fig`` as ``<out_dir>/<stem>.png`` (+ ``.pdf``) with its data (``.npz``, ``.csv``, ``.json``).
 
-    The JSON always holds ``ghostsing_version`` and ``figure`` (the PNG name) besides ``meta``.
+    The JSON always holds ``ghostsing_version`` and ``figure`` (the PNG name) besides ``meta``;
+    ``dpi`` overrides the resolution (default: the style's ``savefig.dpi`` = 130).
     Returns a dict kind -> path of every file written.
     """
     if not isinstance(stem, str) or not stem or "/" in stem:
@@ -139,7 +141,7 @@ def save_figure(
     paths: dict[str, Path] = {}
     for ext in ("png", "pdf") if pdf else ("png",):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext)
+        fig.savefig(buf, format=ext, dpi=dpi if dpi is not None else RC["savefig.dpi"])
         p = out / f"{stem}.{ext}"
         _atomic_bytes(p, buf.getvalue())
         paths[ext] = p

@@ -86,25 +86,16 @@ def compiled(spec: ModelSpec):
     return derive(spec).compile()
 
 
-def one_unit_fit(spec: ModelSpec, starts: int = 4, seed: int = 0) -> tuple[float, np.ndarray, float]:
-    """Best one-unit plain fit ``(w*, J*, L*)`` of ``spec``'s teacher: ``min_{w, J} L_1(w, J)`` (BFGS from
-    ``starts`` random starts, gradient from the generated flow, gtol 1e-12)."""
-    parent = spec.replace(K=1, alpha=0.0, skip=None)
-    f1 = compiled(parent)
-    rng = np.random.default_rng(seed)
-    best = None
-    for k in range(starts):
-        if k == 0:
-            x0 = np.concatenate([[1.0], spec.B.sum(axis=0) / max(spec.M, 1)])
-        else:
-            x0 = rng.normal(size=1 + spec.N)
-        r = minimize(f1.loss, x0, jac=lambda th: -f1.flow(th), method="BFGS", options={"gtol": 1e-12})
-        if best is None or r.fun < best.fun:
-            best = r
-    w, J = float(best.x[0]), np.array(best.x[1:])
-    if w < 0:  # g odd for erf/linear: (w, J) and (-w, -J) are the same function
-        w, J = -w, -J if spec.activation != "relu" else J
-    return w, J, float(best.fun)
+def one_unit_fit(spec: ModelSpec, seed: int = 0) -> tuple[float, np.ndarray, float]:
+    """Best one-unit plain fit ``(w*, J*, L*) = argmin L_1`` of ``spec``'s teacher (K = 2 students), from
+    :func:`ghostsing.analytic.manifold_fit.best_fit` on the parent spec (odd g: signed so w* >= 0)."""
+    from ghostsing.analytic.manifold_coords import parent_spec
+    from ghostsing.analytic.manifold_fit import best_fit
+
+    if spec.K != 2:
+        raise ValueError(f"one_unit_fit needs a K=2 student, got K={spec.K}; allowed: K=2")
+    fit = best_fit(parent_spec(spec), seed=seed)
+    return float(fit.theta[0]), np.array(fit.theta[1:]), float(fit.loss)
 
 
 # ------------------------------------------------------------------------------------------ planes
@@ -259,6 +250,19 @@ def relaxed_grid(
     return out
 
 
+def fixed_grid(kind: str, spec: ModelSpec, f, xs: np.ndarray, ys: np.ndarray, e: np.ndarray) -> dict:
+    """The *fixed* slice (fast coordinates held at the plain best one-unit fit) from the manifolds
+    module: :func:`ghostsing.analytic.milnor.overlap_plane_flow` / ``elimination_plane_flow`` (unit 2).
+    Returns ``vx, vy, speed`` (ny, nx) like :func:`relaxed_grid`."""
+    from ghostsing.analytic import milnor
+
+    if kind == "overlap":
+        pf = milnor.overlap_plane_flow(spec, xs, ys, direction=e, compiled=f)
+    else:
+        pf = milnor.elimination_plane_flow(spec, xs, ys, unit=1, direction=e, compiled=f)
+    return {"vx": pf.dx, "vy": pf.dy, "speed": pf.speed, "q_fixed": pf.theta_fixed}
+
+
 def attracting_segments(xs: np.ndarray, ys: np.ndarray, rates: np.ndarray, tol: float) -> list[np.ndarray]:
     """Polylines of the points ``(xs[k], ys[k])`` whose largest Jacobian eigenvalue ``rates[k] <= tol``."""
     mask = np.asarray(rates) <= tol
@@ -284,6 +288,16 @@ def _trajectories(plane, f, starts: np.ndarray, t_end: float, rtol: float = 1e-8
     return [plane.coords(sol.y[k]) for k in range(sol.y.shape[0])]
 
 
+def _grid(slice_: Any, kind: str, plane, spec: ModelSpec, f, xs, ys, q0, progress: bool) -> dict:
+    if slice_ == "relaxed":
+        return relaxed_grid(plane, f, xs, ys, q0, progress=progress)
+    if slice_ == "fixed":
+        g = fixed_grid(kind, spec, f, xs, ys, plane.e)
+        g["q"] = np.broadcast_to(g["q_fixed"], (ys.size, xs.size, g["q_fixed"].size))
+        return g
+    raise ValueError(f"slice_={slice_!r} is not known; allowed: 'relaxed', 'fixed'")
+
+
 def overlap_portrait_data(
     alpha: float,
     grid: int = 41,
@@ -295,9 +309,13 @@ def overlap_portrait_data(
     t_end: float = 3000.0,
     milnor_tol: float = 1e-7,
     line_points: int = 241,
+    slice_: str = "relaxed",
     progress: bool = False,
 ):
     """Arrays of the overlap portrait of the symmetric model at skip strength ``alpha``.
+
+    ``slice_="relaxed"`` (default): fast coordinates ``(w, Jbar)`` minimised at each point;
+    ``"fixed"``: held at the plain best one-unit fit (the manifolds module's slice).
 
     Returns ``(PortraitData, extra)`` where ``extra`` holds the grid arrays, the Milnor interval (at
     alpha = 0) and the largest Jacobian eigenvalue along ``|u| = 0``.
@@ -309,7 +327,7 @@ def overlap_portrait_data(
     plane = OverlapPlane(spec, np.asarray(e, dtype=np.float64))
     xs = np.linspace(*z_range, grid)
     ys = np.linspace(0.0, r_max, max(grid * 2 // 3, 3))
-    g = relaxed_grid(plane, f, xs, ys, np.concatenate([[W_STAR], J_STAR]), progress=progress)
+    g = _grid(slice_, "overlap", plane, spec, f, xs, ys, np.concatenate([[W_STAR], J_STAR]), progress)
     # largest eigenvalue along the line r = 0 (on a finer z grid, relaxed)
     zf = np.linspace(*z_range, line_points)
     line = relaxed_grid(plane, f, zf, np.array([0.0]), np.concatenate([[W_STAR], J_STAR]))
@@ -323,7 +341,7 @@ def overlap_portrait_data(
     starts = []
     for a, b in traj_starts:
         k = int(np.argmin(np.abs(xs - a)))
-        q = _relax(plane, f, a, b, g["q"][0, k], 1e-11)
+        q = _relax(plane, f, a, b, g["q"][0, k], 1e-11) if slice_ == "relaxed" else g["q"][0, k]
         starts.append(plane.theta(q, a, b))
     trajs = _trajectories(plane, f, np.array(starts), t_end)
     title = "plain network (α = 0)" if alpha == 0 else f"with skips (α = {alpha:g})"
@@ -345,6 +363,7 @@ def elimination_portrait_data(
     t_end: float = 3000.0,
     milnor_tol: float = 1e-7,
     speed_tol: float = 1e-6,
+    slice_: str = "relaxed",
     progress: bool = False,
 ):
     """Arrays of the elimination portrait ``(w_2, |J_2|)`` of the symmetric model at skip ``alpha``.
@@ -361,7 +380,7 @@ def elimination_portrait_data(
     xs = np.linspace(*w_range, grid)
     ys = np.linspace(0.0, r_max, max(grid * 2 // 3, 3))
     q0 = np.concatenate([[W_STAR], J_STAR])
-    g = relaxed_grid(plane, f, xs, ys, q0, progress=progress)
+    g = _grid(slice_, "elimination", plane, spec, f, xs, ys, q0, progress)
     singular, milnor = [], []
     lines = {}
     if alpha == 0.0:
@@ -382,7 +401,7 @@ def elimination_portrait_data(
     for a, b in traj_starts:
         k = int(np.argmin(np.abs(xs - a)))
         kk = int(np.argmin(np.abs(ys - b)))
-        q = _relax(plane, f, a, b, g["q"][kk, k], 1e-11)
+        q = _relax(plane, f, a, b, g["q"][kk, k], 1e-11) if slice_ == "relaxed" else g["q"][kk, k]
         starts.append(plane.theta(q, a, b))
     trajs = _trajectories(plane, f, np.array(starts), t_end)
     title = "plain network (α = 0)" if alpha == 0 else f"with skips (α = {alpha:g})"
@@ -593,6 +612,15 @@ def run_loss_curves(
     return [paths["png"], paths["npz"], paths["json"]]
 
 
+MILNOR_NOTE = (
+    "Milnor segment marked where the largest eigenvalue of the generated flow Jacobian at the point of the "
+    "line is <= 1e-7. For this teacher with N = 2, Amari's Kmat has eigenvalues (0, 0.0329): along "
+    "u parallel to J* the second-order transverse curvature vanishes, so that direction is neutral at "
+    "second order and attracts only at higher order (ghostsing.analytic.milnor.milnor_interval reports "
+    "rule 'none' for that reason); runs from random u-directions at |z| > 1 stay on the plateau "
+    "(loss_curves, plateau_vs_alpha alpha = 0 control).")
+
+
 def _check_portrait_args(alpha_skip: Any, grid: Any) -> None:
     if isinstance(alpha_skip, bool) or not isinstance(alpha_skip, int | float | np.floating) \
             or not (alpha_skip > 0 and math.isfinite(alpha_skip)):
@@ -611,6 +639,7 @@ def run_portraits(
     progress: bool = True,
     stem: str | None = None,
     line_points: int = 241,
+    slice_: str = "relaxed",
 ) -> list[Path]:
     """Overlap phase portraits in the (z, |u|) plane: plain (alpha = 0) vs skip (alpha = alpha_skip).
 
@@ -621,11 +650,11 @@ def run_portraits(
     from ghostsing.plots import portrait_pair, save_figure
 
     _check_portrait_args(alpha_skip, grid)
-    plain, ex0 = overlap_portrait_data(0.0, grid=grid, progress=progress, line_points=line_points)
-    skip, ex1 = overlap_portrait_data(float(alpha_skip), grid=grid, progress=progress,
-                                      line_points=line_points)
+    kw = {"grid": grid, "progress": progress, "line_points": line_points, "slice_": slice_}
+    plain, ex0 = overlap_portrait_data(0.0, **kw)
+    skip, ex1 = overlap_portrait_data(float(alpha_skip), **kw)
     fig = portrait_pair(plain, skip, floor=1e-5,
-                        suptitle="Overlap singularity of a two-unit erf student: relaxed (z, |u|) plane")
+                        suptitle=f"Overlap singularity of a two-unit erf student: {slice_} (z, |u|) plane")
     arrays = {"z": plain.x, "r": plain.y, "vz_plain": plain.vx, "vr_plain": plain.vy,
               "speed_plain": plain.speed, "vz_skip": skip.vx, "vr_skip": skip.vy, "speed_skip": skip.speed,
               "z_line": ex0["z_line"], "rate_line_plain": ex0["rate_line"],
@@ -635,9 +664,10 @@ def run_portraits(
         arrays[f"traj_plain_{k}"] = tr
     for k, tr in enumerate(skip.trajectories):
         arrays[f"traj_skip_{k}"] = tr
-    paths = save_figure(fig, out_dir, stem or "overlap_portraits", arrays=arrays, pdf=pdf,
-                        meta=_meta(symmetric_spec(0.0), seed, alpha_skip=alpha_skip, grid=grid,
+    paths = save_figure(fig, out_dir, stem or "overlap_portraits", arrays=arrays, pdf=pdf, dpi=90,
+                        meta=_meta(symmetric_spec(0.0), seed, alpha_skip=alpha_skip, grid=grid, slice=slice_,
                                    milnor_interval_plain=ex0["milnor_interval"], e=ex0["e"],
+                                   milnor_note=MILNOR_NOTE,
                                    ghost_min_speed=float(np.min(ex1["speed_line"]))))
     import matplotlib.pyplot as plt
 
@@ -654,23 +684,25 @@ def run_elimination_portraits(
     pdf: bool = False,
     progress: bool = True,
     stem: str | None = None,
+    slice_: str = "relaxed",
 ) -> list[Path]:
     """Elimination phase portraits in the (w_2, |J_2|) plane: plain vs skip (alpha = alpha_skip)."""
     from ghostsing.plots import portrait_pair, save_figure
 
     _check_portrait_args(alpha_skip, grid)
 
-    plain, ex0 = elimination_portrait_data(0.0, grid=grid, progress=progress)
-    skip, _ = elimination_portrait_data(float(alpha_skip), grid=grid, progress=progress)
+    plain, ex0 = elimination_portrait_data(0.0, grid=grid, progress=progress, slice_=slice_)
+    skip, _ = elimination_portrait_data(float(alpha_skip), grid=grid, progress=progress, slice_=slice_)
     fig = portrait_pair(plain, skip, floor=1e-5,
-                        suptitle="Elimination singularity of unit 2: relaxed (w₂, |J₂|) plane")
+                        suptitle=f"Elimination singularity of unit 2: {slice_} (w₂, |J₂|) plane")
     arrays = {"w2": plain.x, "r": plain.y, "vw_plain": plain.vx, "vr_plain": plain.vy,
               "speed_plain": plain.speed, "vw_skip": skip.vx, "vr_skip": skip.vy, "speed_skip": skip.speed}
     for name, d in ex0["lines"].items():
         for k, v in d.items():
             arrays[f"line_{name}_{k}"] = v
-    paths = save_figure(fig, out_dir, stem or "elimination_portraits", arrays=arrays, pdf=pdf,
-                        meta=_meta(symmetric_spec(0.0), seed, alpha_skip=alpha_skip, grid=grid, e=ex0["e"]))
+    paths = save_figure(fig, out_dir, stem or "elimination_portraits", arrays=arrays, pdf=pdf, dpi=90,
+                        meta=_meta(symmetric_spec(0.0), seed, alpha_skip=alpha_skip, grid=grid, e=ex0["e"],
+                                   slice=slice_))
     import matplotlib.pyplot as plt
 
     plt.close(fig)
