@@ -144,6 +144,7 @@ def three_args(y, out, z):
         ({"converge": 1e-6}, ValueError, "converge"),
         ({"max_steps": 0}, ValueError, "max_steps"),
         ({"threads": 0}, ValueError, "threads"),
+        ({"flow": rot_flow, "theta0": np.zeros(3)}, ValueError, "returned shape"),
         ({"stiff_switch": (1.0,)}, ValueError, "stiff_switch"),
         ({"flow": py_flow}, TypeError, "Numba"),
         ({"flow": three_args}, TypeError, "arguments"),

@@ -67,6 +67,12 @@ def test_flow_and_flow_into_and_model_object_agree(erf_model, erf_starts):
     assert np.all(np.isnan(a.loss)) and np.all(np.isfinite(c.loss))
 
 
+def test_wrong_parameter_count_for_model_raises(erf_model):
+    _, f = erf_model
+    with pytest.raises(ValueError, match="n_params"):
+        integrate(f, np.zeros(5), [0.0, 1.0])
+
+
 def test_parallel_equals_serial_and_threads(erf_model, erf_starts):
     """The prange driver (any thread count) returns exactly the serial results."""
     _, f = erf_model

@@ -148,8 +148,10 @@ def _nargs(f: Any, what: str) -> int:
 
 def _resolve_callables(flow: Any, loss: Any, jacobian: Any) -> tuple[Any, ...]:
     # a compiled-model object: take its fast in-place functions
+    n_params = None
     if not _is_dispatcher(flow) and hasattr(flow, "flow"):
         model = flow
+        n_params = getattr(model, "n_params", None)
         flow = getattr(model, "flow_into", None) or model.flow
         if loss is None:
             loss = getattr(model, "loss", None)
@@ -174,7 +176,7 @@ def _resolve_callables(flow: Any, loss: Any, jacobian: Any) -> tuple[Any, ...]:
             raise TypeError(f"jacobian takes {nj} arguments; allowed: jac(theta) or jac(theta, out)")
     if loss is not None and _nargs(loss, "loss") != 1:
         raise TypeError("loss must take one argument: loss(theta) -> float")
-    return f_into, f_ret, fmode, loss, j_into, j_ret, jmode
+    return f_into, f_ret, fmode, loss, j_into, j_ret, jmode, n_params
 
 
 def _positive(name: str, value: Any, allow_inf: bool = False) -> float:
@@ -263,7 +265,7 @@ def integrate(
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"method={method!r}; allowed: {', '.join(METHODS)}")
     method = method.lower()
-    f_into, f_ret, fmode, loss, j_into, j_ret, jmode = _resolve_callables(flow, loss, jacobian)
+    f_into, f_ret, fmode, loss, j_into, j_ret, jmode, n_params = _resolve_callables(flow, loss, jacobian)
     meth = METHODS[method]
     if meth == kn.M_AUTO and jmode < 0:
         meth = kn.M_DOPRI5
@@ -278,6 +280,14 @@ def integrate(
         raise ValueError(f"theta0 has shape {y0.shape}; allowed: (P,) or (n, P) with n, P >= 1")
     Y0 = np.ascontiguousarray(np.atleast_2d(y0))
     n, P = Y0.shape
+    if n_params is not None and P != int(n_params):
+        raise ValueError(f"theta0 has {P} parameters per state; allowed: the model's n_params = {n_params}")
+    if fmode == 1:  # a returning flow: check the length it returns (Numba does not bounds-check)
+        probe = np.ascontiguousarray(np.nan_to_num(Y0[0]))
+        got = np.shape(f_ret(probe))
+        if got != (P,):
+            raise ValueError(f"flow(theta) returned shape {got} for theta of shape ({P},); "
+                             f"allowed: a flow whose output has the shape of theta")
 
     te = np.ascontiguousarray(np.asarray(t_eval, dtype=np.float64).ravel())
     if te.size == 0 or not np.all(np.isfinite(te)):
