@@ -14,6 +14,7 @@ from scipy.special import erf
 
 from ghostsing.analytic.order_params import (
     derive_order_parameter_odes,
+    find_fixed_point,
     order_parameter_ode,
     state_layout,
     symmetric_fixed_point,
@@ -265,3 +266,18 @@ def test_bad_states():
 def test_latex_export_contains_equations():
     text = derive_order_parameter_odes(1, 1, "erf").latex()
     assert text.startswith("\\begin{align}") and "\\operatorname{asin}" in text and "\\epsilon_g" in text
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_root_finder_recovers_symmetric_fixed_point(K):
+    """From a perturbed symmetric start (symmetry kept), the O(lr) fixed point is the closed form."""
+    ode = order_parameter_ode(K=K, M=K, activation="erf", lr=0.1, train_second_layer=False)
+    exact = symmetric_fixed_point(ode)
+    Q, R, T, v = ode.unpack(exact)
+    start = ode.pack(Q * 1.3, R * 0.8, T, v)
+    np.testing.assert_allclose(find_fixed_point(ode, start, drift_only=True), exact, atol=1e-6)
+    # at finite lr the lr^2 terms move the plateau up (Q grows) by O(lr), with eps_g above eps*
+    shifted = find_fixed_point(ode, exact)
+    assert np.max(np.abs(ode.rhs(shifted))) < 1e-12
+    assert 0 < shifted[0] - exact[0] < 0.1 * 1.0
+    assert ode.generalisation_error(shifted) > ode.generalisation_error(exact)

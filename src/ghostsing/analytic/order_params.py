@@ -71,6 +71,7 @@ __all__ = [
     "derive_order_parameter_odes",
     "order_parameter_ode",
     "symmetric_fixed_point",
+    "find_fixed_point",
     "state_layout",
 ]
 
@@ -466,3 +467,32 @@ def symmetric_fixed_point(ode: OrderParameterODE) -> np.ndarray:
         np.eye(K),
         np.ones(K),
     )
+
+
+def find_fixed_point(
+    ode: OrderParameterODE, y0: Any, drift_only: bool = False, tol: float = 1e-13
+) -> np.ndarray:
+    """Solve ``rhs(y) = 0`` (or ``drift(y) = 0``) for the dynamic entries, starting from ``y0``.
+
+    Newton-type root finding (:func:`scipy.optimize.root`, ``hybr``) over :attr:`dynamic_indices`, the
+    other entries (``T``, and ``v`` when fixed) held at their ``y0`` values.  Raises RuntimeError if it
+    does not converge.  With ``y0 = symmetric_fixed_point(ode)`` this gives the plateau at finite lr,
+    shifted from the small-lr one by O(lr) through the ``lr^2`` terms.
+    """
+    from scipy.optimize import root
+
+    y0 = ode._check_state(y0)
+    idx = ode.dynamic_indices
+    f = ode.drift if drift_only else ode.rhs
+
+    def resid(z: np.ndarray) -> np.ndarray:
+        y = y0.copy()
+        y[idx] = z
+        return f(y)[idx] / ode.lr
+
+    sol = root(resid, y0[idx], method="hybr", tol=tol)
+    if not sol.success or np.max(np.abs(resid(sol.x))) > 1e-10:
+        raise RuntimeError(f"no fixed point found from the given start: {sol.message}")
+    y = y0.copy()
+    y[idx] = sol.x
+    return y
