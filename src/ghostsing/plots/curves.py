@@ -63,7 +63,7 @@ def plot_loss_bands(
             ax.fill_between(t[keep], lo[keep], hi[keep], color=c, alpha=0.25, lw=0)
             ax.plot(t[keep], med[keep], color=c, label=f"{label} (n={L.shape[0]})")
         if L_s is not None:
-            ax.axhline(L_s, color=OKABE_ITO["black"], ls="--", lw=1.0, label=r"saddle value $L_s$")
+            ax.axhline(L_s, color="0.45", ls=":", lw=1.2, label=r"saddle value $L_s$", zorder=1)
         ax.set_xscale("log")
         if logy:
             ax.set_yscale("log")
