@@ -46,7 +46,9 @@ def main() -> int:
             print(p)
         timings[name] = round(time.perf_counter() - t0, 1)
         print(f"[make_all] {name}: {timings[name]} s", file=sys.stderr)
-    (Path(args.out) / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    path = Path(args.out) / "timings.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**old, **timings}, indent=2) + "\n")
     return 0
 
 
