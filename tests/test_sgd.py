@@ -87,16 +87,31 @@ def test_sgd_follows_order_parameter_ode(case):
 
 
 def test_recorded_order_parameters_and_teacher():
-    """Q, R, T, v at alpha = 0 are those of the given initial weights and teacher."""
+    """Q, R, T, v at alpha = 0 are those of the given initial weights and teacher; eps_g of a student
+    that copies the teacher is 0."""
     rng = np.random.default_rng(0)
-    J0, B = rng.standard_normal((2, 40)), rng.standard_normal((3, 40))
-    res = online_sgd(2, 3, 40, [0.0, 1.0], activation="erf", lr=0.3, J0=J0, B=B, v0=(0.5, -0.5), seeds=[4, 9])
-    np.testing.assert_allclose(res.Q[:, 0], np.broadcast_to(J0 @ J0.T / 40, (2, 2, 2)), rtol=1e-12)
-    np.testing.assert_allclose(res.R[:, 0], np.broadcast_to(J0 @ B.T / 40, (2, 2, 3)), rtol=1e-12)
-    np.testing.assert_allclose(res.T, np.broadcast_to(B @ B.T / 40, (2, 3, 3)), rtol=1e-12)
-    np.testing.assert_array_equal(res.v[:, 0], [[0.5, -0.5]] * 2)
+    J0, B = rng.standard_normal((3, 40)), rng.standard_normal((2, 40))
+    v0 = (0.5, -0.5, 0.2)
+    res = online_sgd(3, 2, 40, [0.0, 1.0], activation="erf", lr=0.3, J0=J0, B=B, v0=v0, seeds=[4, 9])
+    np.testing.assert_allclose(res.Q[:, 0], np.broadcast_to(J0 @ J0.T / 40, (2, 3, 3)), rtol=1e-12)
+    np.testing.assert_allclose(res.R[:, 0], np.broadcast_to(J0 @ B.T / 40, (2, 3, 2)), rtol=1e-12)
+    np.testing.assert_allclose(res.T, np.broadcast_to(B @ B.T / 40, (2, 2, 2)), rtol=1e-12)
+    np.testing.assert_array_equal(res.v[:, 0], [v0] * 2)
     np.testing.assert_allclose(res.alpha, [0.0, 1.0])
     assert not np.allclose(res.Q[0, 1], res.Q[1, 1])  # different seeds, different sample streams
+    copy = online_sgd(
+        3,
+        2,
+        40,
+        [0.0],
+        activation="erf",
+        lr=0.3,
+        J0=np.vstack([B, np.zeros((1, 40))]),
+        B=B,
+        v0=(1.0, 1.0, 0.0),
+        seeds=[0],
+    )
+    assert copy.eg[0, 0] == pytest.approx(0.0, abs=1e-14)
 
 
 def test_seeds_are_reproducible_and_independent_of_each_other():
