@@ -148,3 +148,23 @@ def test_bad_configs():
         BatchedMLP(MLPConfig(2, 8, 3, 2), [0, 1], ["hyper", "identity"])
     with pytest.raises(TypeError, match="skip must be a string"):
         parse_skip(3)
+
+
+def test_scaled_init_keeps_the_forward_signal_order_one():
+    """Monte Carlo: with init='scaled' the last hidden layer's mean square stays O(1) at depth 30
+    (plain: He keeps it ~ the first layer's; skips: bounded growth), unlike the 'torch' default."""
+    x = torch.randn(2000, 256, dtype=torch.float64)
+
+    def ms(skip, init):
+        m = BatchedMLP(MLPConfig(30, 128, 256, 10, init=init), [0, 1], [skip] * 2, dtype=torch.float64)
+        with torch.no_grad():
+            _, hs = m(x, return_hidden=True)
+        return (hs[-1] ** 2).mean().item() / (hs[0] ** 2).mean().item()
+
+    assert 0.2 < ms("none", "scaled") < 5
+    assert 1 < ms("identity", "scaled") < 2 * np.e
+    assert 1 < ms("hyper", "scaled") < 2 * np.e
+    assert ms("identity", "torch") > 1e4 and ms("none", "torch") < 0.05
+    w = MLP(MLPConfig(5, 400, 400, 3, "identity", init="scaled")).linears
+    np.testing.assert_allclose(w[2].weight.var().item(), 2 / 400 / 16, rtol=0.02)  # He / (depth-1)^2
+    np.testing.assert_allclose(w[0].weight.var().item(), 2 / 400, rtol=0.02)

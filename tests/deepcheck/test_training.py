@@ -61,13 +61,13 @@ def test_batched_equals_separate(skip, opt, bs):
 
 def test_mixed_diagonal_skips_in_one_model_equal_separate():
     x, y, xt, yt = _data()
-    cfg = MLPConfig(depth=3, width=6, in_dim=20, n_classes=4)
+    cfg = MLPConfig(depth=3, width=6, in_dim=20, n_classes=4, init="scaled")
     skips = ["none", "identity", "lowrank:2", "scaled:0.5"]
     tcfg = TrainConfig(optimizer="adam", lr=0.01, epochs=2, batch_size=16)
     model = BatchedMLP(cfg, [1, 1, 1, 1], skips, dtype=torch.float64)
     res = train(model, x, y, xt, yt, tcfg, progress=False)
     for j, sk in enumerate(skips):
-        c = MLPConfig(depth=3, width=6, in_dim=20, n_classes=4, skip=sk)
+        c = MLPConfig(depth=3, width=6, in_dim=20, n_classes=4, skip=sk, init="scaled")
         ref, _ = _separate(c, 1, tcfg, x, y)
         np.testing.assert_allclose(res.history["train_loss"][1:, j], ref, rtol=1e-10)
 

@@ -5,6 +5,9 @@ Every config has an ``experiment`` field naming the runner that executes it (``s
 :func:`apply_overrides` turns command-line flags or TOML keys into a new config; unknown keys and bad
 values raise ``ValueError`` naming the key and what is allowed.
 
+MLP initialisation defaults to ``init='scaled'`` (He-normal, skip branches scaled by ``1/(depth-1)``;
+see :func:`ghostsing.deepcheck.nets.init_mlp_tensors`); ``init='torch'`` is PyTorch's default.
+
 Presets (settings chosen here; the references fix the architectures, not every hyper-parameter):
 
 * ``smoke`` — CPU, well under 3 minutes on 2 cores: 3 seeds of depth-2 and depth-6, width-32 MLPs
@@ -60,6 +63,7 @@ class SkipComparisonConfig:
     datasets: tuple[str, ...] = ("cifar10",)
     depths: tuple[int, ...] = (30,)
     width: int = 128
+    init: str = "scaled"
     skips: tuple[str, ...] = ("none", "identity", "hyper")
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 10
@@ -90,6 +94,8 @@ class SkipComparisonConfig:
             raise ValueError(f"depths={self.depths!r} must be integers >= 1")
         if self.width < 1:
             raise ValueError(f"width={self.width!r} must be >= 1")
+        if self.init not in ("torch", "scaled"):
+            raise ValueError(f"init={self.init!r} is not one of ('torch', 'scaled')")
         if not self.skips:
             raise ValueError("skips must name at least one skip")
         for s in self.skips:

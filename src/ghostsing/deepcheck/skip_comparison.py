@@ -100,7 +100,9 @@ def run(
         x_tr, y_tr, x_te, y_te = to_tensors(data, device)
         x_probe = x_tr[: min(cfg.n_probe, len(x_tr))]
         for depth in cfg.depths:
-            net_cfg = MLPConfig(depth=depth, width=cfg.width, in_dim=x_tr.shape[1], n_classes=data.n_classes)
+            net_cfg = MLPConfig(
+                depth=depth, width=cfg.width, in_dim=x_tr.shape[1], n_classes=data.n_classes, init=cfg.init
+            )
             for gi, group in enumerate(batch_groups(list(cfg.skips))):
                 skips = [s for s in group for _ in seeds]
                 model = BatchedMLP(net_cfg, seeds * len(group), skips, device=device)
