@@ -240,3 +240,58 @@ def test_spec_sgd_bad_arguments():
         online_sgd_spec(spec, np.zeros(7), [0, 1])
     with pytest.raises(ValueError, match="lr"):
         online_sgd_spec(spec, np.zeros(8), [0, 1], lr=-1.0)
+
+
+def test_results_do_not_depend_on_thread_count():
+    import numba
+
+    kw = dict(activation="erf", lr=0.4, seeds=[0, 1, 2], init_std=0.5)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = online_sgd(2, 2, 50, [0.0, 2.0], **kw)
+    finally:
+        numba.set_num_threads(before)
+    many = online_sgd(2, 2, 50, [0.0, 2.0], **kw)
+    np.testing.assert_array_equal(one.Q, many.Q)
+    np.testing.assert_array_equal(one.v, many.v)
+
+
+@pytest.mark.parametrize("act,alpha,batch", [("relu", 0.7, 1), ("linear", 0.0, 3), ("erf", 1.0, 2)])
+def test_spec_kernel_matches_numpy_replay(act, alpha, batch):
+    """ModelSpec-convention SGD equals a plain NumPy update with the same samples (default_rng(seed))."""
+    from scipy.special import erf
+
+    spec = ModelSpec(
+        K=2,
+        M=3,
+        N=4,
+        activation=act,
+        alpha=alpha,
+        sigma=0.3,
+        v=(1.0, -0.5, 0.8),
+        B=np.random.default_rng(3).standard_normal((3, 4)),
+    )
+    theta0 = np.random.default_rng(4).standard_normal(spec.n_params)
+    lr, steps = 0.05, 6
+    res = online_sgd_spec(spec, theta0, [0.0, steps * lr], lr=lr, seeds=[11], batch_size=batch)
+    g = {"erf": lambda u: erf(u / np.sqrt(2)), "relu": lambda u: np.maximum(u, 0), "linear": lambda u: u}[act]
+    gp = {
+        "erf": lambda u: np.sqrt(2 / np.pi) * np.exp(-u * u / 2),
+        "relu": lambda u: (u > 0) * 1.0,
+        "linear": np.ones_like,
+    }[act]
+    w, J = (a.copy() for a in spec.split(theta0))
+    rng = np.random.default_rng(11)
+    for _ in range(steps):
+        gw, gJ = np.zeros_like(w), np.zeros_like(J)
+        for _ in range(batch):
+            x = rng.standard_normal(spec.N)
+            y = spec.v @ g(spec.B @ x) + spec.sigma * rng.standard_normal()
+            h = g(J @ x) + alpha * spec.skip @ x
+            delta = w @ h - y
+            gw += delta * h
+            gJ += np.outer(delta * w * gp(J @ x), x)
+        w, J = w - lr / batch * gw, J - lr / batch * gJ
+    np.testing.assert_allclose(res.theta[0, 1], spec.pack(w, J), rtol=1e-11, atol=1e-13)
+    assert res.t[-1] == pytest.approx(steps * lr)
