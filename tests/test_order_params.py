@@ -281,3 +281,20 @@ def test_root_finder_recovers_symmetric_fixed_point(K):
     assert np.max(np.abs(ode.rhs(shifted))) < 1e-12
     assert 0 < shifted[0] - exact[0] < 0.1 * 1.0
     assert ode.generalisation_error(shifted) > ode.generalisation_error(exact)
+
+
+def test_numba_functions_run_in_the_simulate_integrator():
+    """The baked Numba flow/loss work with ghostsing.simulate.integrate and agree with scipy's DOP853."""
+    from ghostsing.simulate import integrate
+
+    rng = np.random.default_rng(0)
+    Q, R, T, v, A = _random_state(rng, 2, 2)
+    ode = order_parameter_ode(2, 2, "erf", lr=0.5, A=A)
+    y0 = ode.pack(Q, R, T, v)
+    flow, loss = ode.numba_functions()
+    alphas = np.linspace(0.0, 20.0, 11)
+    sol = integrate(flow, y0, alphas, rtol=1e-10, atol=1e-12, loss=loss, method="dop853")
+    ref = ode.integrate(y0, alphas, rtol=1e-11, atol=1e-13)
+    assert sol.status[0] == 0
+    np.testing.assert_allclose(sol.y[0], ref, atol=1e-8)
+    np.testing.assert_allclose(sol.loss[0], [ode.generalisation_error(y) for y in ref], atol=1e-9)

@@ -290,6 +290,32 @@ class OrderParameterODE:
         """The generated Numba ``eg(x)``, ``x = concatenate([y, params])``."""
         return self._module.eg
 
+    def numba_functions(self) -> tuple[Any, Any]:
+        """``(flow, loss)``: Numba ``flow(y) -> dy/dalpha`` and ``loss(y) -> eps_g`` with this ODE's rates
+        and teacher baked in, for :func:`ghostsing.simulate.integrate` (``integrate(flow, y0, t_eval,
+        loss=loss)``).  Each call compiles two small wrappers around the cached generated code."""
+        import numba
+
+        p = self.params.copy()
+        n = self.n_state
+        rhs, eg = self._module.rhs, self._module.eg
+
+        @numba.njit
+        def flow(y):
+            x = np.empty(n + p.size)
+            x[:n] = y
+            x[n:] = p
+            return rhs(x)
+
+        @numba.njit
+        def loss(y):
+            x = np.empty(n + p.size)
+            x[:n] = y
+            x[n:] = p
+            return eg(x)
+
+        return flow, loss
+
     def pack(self, Q: Any, R: Any, T: Any, v: Any) -> np.ndarray:
         """Flat state from ``Q (K, K)``, ``R (K, M)``, ``T (M, M)``, ``v (K,)`` (symmetric Q, T required)."""
         K, M = self.K, self.M
