@@ -219,8 +219,8 @@ def relaxed_grid(
     """Velocities and speed on the relaxed slice over the grid ``xs`` x ``ys`` (module docstring).
 
     Returns arrays ``vx, vy, speed`` of shape (ny, nx), ``q`` (ny, nx, n_fast) and ``theta`` (ny, nx, P).
-    Continuation: the first row starts each column from the previous column's solution, every other
-    point from the point below it.
+    Continuation: columns are swept outwards from the one nearest to x = 0; the first row of a column
+    starts from its neighbour's first row, every other point from the point below it.
     """
     xs = np.asarray(xs, dtype=np.float64)
     ys = np.asarray(ys, dtype=np.float64)
@@ -228,11 +228,9 @@ def relaxed_grid(
     P = plane.spec.n_params
     out = {"vx": np.empty((ny, nx)), "vy": np.empty((ny, nx)), "speed": np.empty((ny, nx)),
            "q": np.empty((ny, nx, plane.n_fast)), "theta": np.empty((ny, nx, P))}
-    order = np.argsort(np.abs(xs - xs[np.argmin(np.abs(xs))]))  # start near x = 0, grow outwards
-    # simpler, robust continuation: sweep columns from the one nearest to x=0 outwards on each side
+    # continuation: sweep the columns from the one nearest to x = 0 outwards, on each side
     start = int(np.argmin(np.abs(xs)))
     columns = list(range(start, nx)) + list(range(start - 1, -1, -1))
-    del order
     q_col0: dict[int, np.ndarray] = {}
     for ci in _progress(columns, "relaxed slice", enabled=progress):
         neighbour = ci - 1 if ci > start else ci + 1
