@@ -146,7 +146,7 @@ def test_elimination_plane_flow(intervals):
     pe = elimination_plane_flow(POS, np.linspace(-1, 1, 5), np.array([0.0, 0.5]), unit=1, fit=mi.fit)
     assert pe.names == ("w_2", "|J_2|")
     model = derive(POS).compile()
-    th = np.array([*mi.fit.theta[:1], 0.5, mi.fit.theta[1], 0.5])
+    th = np.array([mi.fit.theta[0], 1.0, mi.fit.theta[1], 0.5])  # w_2 = x[4] = 1, J_2 = y[1] = 0.5
     F = model.flow(th)
     assert pe.dx[1, 4] == pytest.approx(F[1]) and pe.dy[1, 4] == pytest.approx(F[3])
     assert abs(pe.dx[0, 2]) < 1e-13 and abs(pe.dy[0, 2]) < 1e-13  # (0, 0) is critical
