@@ -13,6 +13,7 @@ from ghostsing.simulate.plateau import (
     crossing_time,
     detect_plateau,
     detect_plateaus,
+    fit_exp_inverse_law,
     fit_log_law,
     fit_power_law,
     summarize,
@@ -154,6 +155,16 @@ def test_model_comparison_picks_the_law_that_generated_the_data():
     assert lo <= 0.5 <= hi and hi - lo < 0.1
     lo, hi = res_log["log"].ci["a"]
     assert lo <= 10.0 <= hi
+
+
+def test_exp_inverse_fit_recovers_parameters_and_is_picked_for_its_own_data():
+    alpha = np.geomspace(0.02, 0.2, 8)
+    r = fit_exp_inverse_law(alpha, 7.0 * np.exp(0.15 / alpha), n_boot=50)
+    assert r.params["A"] == pytest.approx(7.0, rel=1e-10) and r.params["b"] == pytest.approx(0.15, rel=1e-10)
+    rng = np.random.default_rng(5)
+    a2 = np.repeat(alpha, 3)
+    res = compare_alpha_laws(a2, 7.0 * np.exp(0.15 / a2) * np.exp(rng.normal(0, 0.02, a2.size)), n_boot=100)
+    assert res["best"] == "exp_inverse" and res["delta_aic"] > 2
 
 
 def test_fit_band_contains_the_fitted_curve():

@@ -26,7 +26,8 @@ Scaling laws fitted here
 * log law (escape from a hyperbolic line, alpha = 0):  ``tau = a ln(1/eps) + c``; the theory says
   ``a = 1/lambda_u`` with ``lambda_u`` the transverse eigenvalue of the flow's Jacobian on the line;
 * power law (ghost passage as alpha -> 0):  ``tau = A alpha^(-p)``, fitted as ``ln tau = ln A - p ln alpha``;
-* log law in alpha:  ``tau = b ln(1/alpha) + d``.
+* log law in alpha:  ``tau = b ln(1/alpha) + d``;
+* essential-singularity law:  ``tau = A exp(b/alpha)``, fitted as ``ln tau = ln A + b/alpha``.
 
 Confidence intervals are percentile bootstrap intervals over resampled (x, tau) pairs.  Models are
 compared by AIC computed from residuals on the tau scale (``AIC = n ln(RSS/n) + 2k``).
@@ -51,6 +52,7 @@ __all__ = [
     "fit_log_law",
     "fit_power_law",
     "fit_log_alpha_law",
+    "fit_exp_inverse_law",
     "compare_alpha_laws",
     "summarize",
     "transverse_rate",
@@ -273,8 +275,9 @@ class FitResult:
     """A fitted scaling law.
 
     model : ``"log"`` (tau = a ln(1/x) + c), ``"power"`` (tau = A x^(-p)), ``"log_alpha"`` (same form as
-    ``"log"``, used for alpha).  params / ci : parameter -> estimate / (low, high) percentile-bootstrap
-    interval at level ``level``.  rss : residual sum of squares on the tau scale; aic : n ln(rss/n) + 2k;
+    ``"log"``, used for alpha), ``"exp_inverse"`` (tau = A exp(b/x)).  params / ci : parameter ->
+    estimate / (low, high) percentile-bootstrap interval at level ``level``.  rss : residual sum of
+    squares on the tau scale; aic : n ln(rss/n) + 2k;
     r2 : 1 - rss / total sum of squares; n : number of points; n_boot : bootstrap resamples.
     """
 
@@ -294,6 +297,8 @@ class FitResult:
         x = np.asarray(x, dtype=np.float64)
         if self.model in ("log", "log_alpha"):
             return self.params["a"] * np.log(1.0 / x) + self.params["c"]
+        if self.model == "exp_inverse":
+            return self.params["A"] * np.exp(self.params["b"] / x)
         return self.params["A"] * x ** (-self.params["p"])
 
     def band(self, x: np.ndarray, level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -305,6 +310,9 @@ class FitResult:
             return y, y
         if self.model in ("log", "log_alpha"):
             curves = self.boot["a"][:, None] * np.log(1.0 / x)[None, :] + self.boot["c"][:, None]
+        elif self.model == "exp_inverse":
+            with np.errstate(over="ignore"):
+                curves = self.boot["A"][:, None] * np.exp(self.boot["b"][:, None] / x[None, :])
         else:
             curves = self.boot["A"][:, None] * x[None, :] ** (-self.boot["p"][:, None])
         lo, hi = np.nanquantile(curves, [(1 - lev) / 2, (1 + lev) / 2], axis=0)
@@ -414,17 +422,35 @@ def fit_power_law(x, tau, n_boot: int = 1000, level: float = 0.95, seed=0) -> Fi
     return _finish("power", xx, y, {"A": A, "p": p}, {"A": b[:, 0], "p": b[:, 1]}, level, n_boot)
 
 
-def compare_alpha_laws(alpha, tau, n_boot: int = 1000, level: float = 0.95, seed=0) -> dict:
-    """Fit both ``tau = A alpha^(-p)`` and ``tau = a ln(1/alpha) + c``; say which fits better.
+def fit_exp_inverse_law(x, tau, n_boot: int = 1000, level: float = 0.95, seed=0) -> FitResult:
+    """Fit ``tau = A exp(b/x)`` by least squares on ``ln tau = ln A + b/x`` (needs tau > 0); the
+    reported rss / aic are on the tau scale."""
+    _check_boot(n_boot, level)
+    xx, y = _check_xy(x, tau, "x")
+    if np.any(y <= 0):
+        raise ValueError("tau has entries <= 0; allowed: tau > 0 for an exponential law")
 
-    Returns ``{"power": FitResult, "log": FitResult, "best": name, "delta_aic": AIC(other) - AIC(best)}``
-    (``delta_aic > 2`` is the usual threshold for a clear preference).
+    def one(xa, ya):
+        slope, intercept = _linfit(1.0 / xa, np.log(ya))
+        return math.exp(intercept), slope
+
+    A, bb = one(xx, y)
+    bs = np.array(_bootstrap(xx, y, one, n_boot, _rng(seed))).reshape(-1, 2)
+    return _finish("exp_inverse", xx, y, {"A": A, "b": bb}, {"A": bs[:, 0], "b": bs[:, 1]}, level, n_boot)
+
+
+def compare_alpha_laws(alpha, tau, n_boot: int = 1000, level: float = 0.95, seed=0) -> dict:
+    """Fit ``tau = A alpha^(-p)``, ``tau = a ln(1/alpha) + c`` and ``tau = A exp(b/alpha)``; say which
+    fits best (lowest AIC; all three have two parameters).
+
+    Returns ``{"power": FitResult, "log": FitResult, "exp_inverse": FitResult, "best": name,
+    "delta_aic": AIC(runner-up) - AIC(best)}`` (``delta_aic > 2``: a clear preference).
     """
-    power = fit_power_law(alpha, tau, n_boot=n_boot, level=level, seed=seed)
-    log = fit_log_alpha_law(alpha, tau, n_boot=n_boot, level=level, seed=seed)
-    best, other = (power, log) if power.aic <= log.aic else (log, power)
-    return {"power": power, "log": log, "best": "power" if best is power else "log",
-            "delta_aic": float(other.aic - best.aic)}
+    fits = {"power": fit_power_law(alpha, tau, n_boot=n_boot, level=level, seed=seed),
+            "log": fit_log_alpha_law(alpha, tau, n_boot=n_boot, level=level, seed=seed),
+            "exp_inverse": fit_exp_inverse_law(alpha, tau, n_boot=n_boot, level=level, seed=seed)}
+    order = sorted(fits, key=lambda k: fits[k].aic)
+    return {**fits, "best": order[0], "delta_aic": float(fits[order[1]].aic - fits[order[0]].aic)}
 
 
 # --------------------------------------------------------------------------------------------- theory
