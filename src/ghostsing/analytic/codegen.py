@@ -35,7 +35,7 @@ from types import ModuleType
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"  # bump whenever generated source changes (also via gaussian.py)
 
 Output = sp.Expr | Sequence[sp.Expr] | sp.MatrixBase
 
