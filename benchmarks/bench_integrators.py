@@ -88,6 +88,45 @@ def measure_floor(f, P: int, reps: int = 200) -> dict:
     return {"ns_per_flow_eval": tf * 1e9, "ns_per_jacobian_eval": tj * 1e9}
 
 
+def paired_step_cost(f, P: int, samples: int = 30) -> dict:
+    """Per-step cost of DOPRI5 against the flow's own cost, measured in alternation (floor loop, then
+    a short DOPRI5 run, 30 times) so that both see the same machine load; medians are reported.
+
+    Floor: ns per f.flow_into call in a Numba loop that calls it directly (LLVM may inline it there;
+    the integrator calls it through a function pointer)."""
+    fi = f.flow_into
+
+    @njit
+    def loop_flow(Y, reps):
+        out = np.empty(Y.shape[1])
+        y = np.empty(Y.shape[1])
+        s = 0.0
+        for _ in range(reps):
+            for i in range(Y.shape[0]):
+                for k in range(Y.shape[1]):
+                    y[k] = Y[i, k] + 1e-12 * s
+                fi(y, out)
+                s += out[0]
+        return s
+
+    Y = np.random.default_rng(1).normal(scale=0.8, size=(100, P))
+    te = np.array([0.0, 200.0])
+    loop_flow(Y, 1)
+    integrate(f, Y[:2], te, method="dopri5", threads=1)
+    fl, st, ev = [], [], []
+    for _ in range(samples):
+        fl.append(_timeit(lambda: loop_flow(Y, 50)) / (50 * len(Y)))
+        t = time.perf_counter()
+        sol = integrate(f, Y[:3], te, method="dopri5", threads=1)
+        dt = time.perf_counter() - t
+        st.append(dt / sol.n_accepted.sum())
+        ev.append(dt / sol.nfev.sum())
+    floor_ns = float(np.median(fl) * 1e9)
+    return {"floor_ns_per_flow_eval_median": floor_ns, "dopri5_ns_per_fev_median": float(np.median(ev) * 1e9),
+            "dopri5_ns_per_accepted_step_median": float(np.median(st) * 1e9),
+            "dopri5_step_cost_over_floor": float(np.median(st) * 1e9 / (6 * floor_ns)), "samples": samples}
+
+
 def _timeit(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -240,6 +279,11 @@ def main(argv=None) -> int:
     print(f"floor: {floor['ns_per_flow_eval']:.0f} ns per flow evaluation, "
           f"{floor['ns_per_jacobian_eval']:.0f} ns per Jacobian evaluation")
 
+    paired = paired_step_cost(f, P)
+    print(f"paired: floor {paired['floor_ns_per_flow_eval_median']:.0f} ns/eval, DOPRI5 "
+          f"{paired['dopri5_ns_per_accepted_step_median']:.0f} ns/accepted step = "
+          f"{paired['dopri5_step_cost_over_floor']:.2f} x (6 x floor)")
+    floor["paired"] = paired
     t = time.perf_counter()
     ref = np.array([
         solve_ivp(lambda t, y: f.flow(y), (0.0, te[-1]), y0, method="DOP853", t_eval=te,
