@@ -199,10 +199,24 @@ def derive_order_parameter_odes(K: int, M: int, activation: str) -> OrderParamet
     return OrderParameterDerivation(K, M, activation, tuple(state), (lr, lr2, c2, sigma2, *A), tuple(rhs), eg)
 
 
+def _sources_digest() -> str:
+    """SHA-256 of the modules the expressions come from, so an edit to any of them regenerates the code."""
+    import hashlib
+    from pathlib import Path
+
+    from ghostsing.analytic import gaussian, order_param_averages
+
+    h = hashlib.sha256()
+    for mod in (gaussian, order_param_averages):
+        h.update(Path(mod.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _generated_module(K: int, M: int, activation: str) -> ModuleType:
     """The Numba module with ``rhs(x)`` / ``rhs_into(x, out)`` and ``eg(x)``, ``x = (state, params)``."""
     name = "order_params"
-    key = f"K={K}|M={M}|activation={activation}|derivation={_DERIVATION_VERSION}"
+    key = f"K={K}|M={M}|activation={activation}|derivation={_DERIVATION_VERSION}|sources={_sources_digest()}"
     mod = codegen.load_cached(name, key)
     if mod is not None:
         return mod
