@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from ghostsing.plots.style import CYCLE, OKABE_ITO, style_context
 
@@ -152,6 +153,10 @@ def plot_scaling(
             ax.plot(rx, ry, "--", color=OKABE_ITO["black"], lw=1.0, label=rl)
         if logx:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short decades
+            if ux.size and np.log10(ux.max() / ux.min()) < 2.5:  # short range: label 1, 2, 5 x 10^k
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         if logy:
             ax.set_yscale("log")
             pos = tau[ok & (tau > 0)]

@@ -509,11 +509,11 @@ def run_plateau_vs_alpha(
     out_dir: str | Path = "simulations/figures",
     seed: int = 0,
     n: int = 8,
-    alphas: Sequence[float] = (0.01, 0.014, 0.02, 0.028, 0.04, 0.056, 0.08),
+    alphas: Sequence[float] = (0.003, 0.004, 0.005, 0.007, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056, 0.08),
     eps: float = 1e-3,
     z0: float = 2.0,
     rel_band: float = 0.5,
-    t_end: float = 3e5,
+    t_end: float = 1e7,
     n_boot: int = 1000,
     progress: bool = True,
 ) -> list[Path]:
@@ -522,34 +522,46 @@ def run_plateau_vs_alpha(
     Starts: ``z = z0`` (inside the attracting segment |z| > 1 of the alpha = 0 line), ``(w, Jbar)`` =
     best one-unit fit, ``u = eps d`` (random unit d).  At alpha = 0 these runs never escape (Milnor
     attractor); at alpha > 0 the line is a ghost.  tau = first time ``L < (1 - rel_band) L_s(0)``.
-    Fits ``tau = A alpha^-p`` and ``tau = a ln(1/alpha) + c``, bootstrap CIs, AIC comparison.
+    Fits ``tau = A alpha^-p``, ``tau = a ln(1/alpha) + c`` and ``tau = A exp(b/alpha)``, bootstrap CIs,
+    AIC comparison, local exponents ``-d ln tau / d ln alpha`` of the medians, and (first run of each
+    alpha) the drift rate along the former line, ``d ln z/dt`` fitted over ``t in [0.05, 0.5] tau``,
+    divided by alpha^2, and the value of z at the last save before the escape.
     """
     from ghostsing.plots import plot_scaling, save_figure
 
     rng = np.random.default_rng(seed)
     level = L_STAR * (1 - rel_band)
-    xs, taus = [], []
+    xs, taus, drift, z_exit = [], [], [], []
     # alpha = 0 control: must not escape
     f0 = compiled(symmetric_spec(0.0))
     th_ctrl = overlap_starts(max(2, n // 4), eps, z0, rng)
     tau0, _ = escape_times(f0, th_ctrl, level, t_end)
+    plane = OverlapPlane(symmetric_spec(0.0), np.array([1.0, -1.0]))
     for a in _progress(alphas, "plateau vs alpha", enabled=progress):
         f = compiled(symmetric_spec(a))
-        tau, _ = escape_times(f, overlap_starts(n, eps, z0, rng), level, t_end)
+        tau, sol = escape_times(f, overlap_starts(n, eps, z0, rng), level, t_end)
         xs.append(np.full(n, a))
         taus.append(tau)
+        zt = plane.coords(sol.y[0])[:, 0]
+        win = (sol.t >= 0.05 * tau[0]) & (sol.t <= 0.5 * tau[0]) & (zt > 0)
+        rate = np.polyfit(sol.t[win], np.log(zt[win]), 1)[0] if win.sum() >= 3 else math.nan
+        drift.append(rate / a**2)
+        before = np.flatnonzero(sol.t < tau[0])
+        z_exit.append(float(zt[before[-1]]) if before.size and np.isfinite(tau[0]) else math.nan)
     x, tau = np.concatenate(xs), np.concatenate(taus)
     res = compare_alpha_laws(x, tau, n_boot=n_boot, seed=seed)
     # local exponents -d ln(median tau) / d ln(alpha) between neighbouring alphas (drift = curvature)
     ua = np.unique(x)
     med = np.array([np.nanmedian(tau[x == a]) for a in ua])
     local_p = (-np.diff(np.log(med)) / np.diff(np.log(ua))).tolist()
-    pw, lg = res["power"], res["log"]
+    pw, lg, xp = res["power"], res["log"], res["exp_inverse"]
     fig = plot_scaling(
         x, tau,
         {f"A α^(−p): p = {pw.params['p']:.2f} [{pw.ci['p'][0]:.2f}, {pw.ci['p'][1]:.2f}], "
-         f"AIC {pw.aic:.1f}": pw,
-         f"a ln(1/α) + c: a = {lg.params['a']:.3g}, AIC {lg.aic:.1f}": lg},
+         f"AIC {pw.aic:.0f}": pw,
+         f"a ln(1/α) + c: a = {lg.params['a']:.3g}, AIC {lg.aic:.0f}": lg,
+         f"A exp(b/α): b = {xp.params['b']:.3g} [{xp.ci['b'][0]:.3g}, {xp.ci['b'][1]:.3g}], "
+         f"AIC {xp.aic:.0f}": xp},
         xlabel=r"skip strength $\alpha$", logx=True, logy=True,
         title=f"ghost passage: start z = {z0:g}, |u| = {eps:g}; α = 0 runs escaped: "
               f"{int(np.isfinite(tau0).sum())}/{tau0.size} by t = {t_end:.0e}")
@@ -557,8 +569,9 @@ def run_plateau_vs_alpha(
                         meta=_meta(symmetric_spec(0.0), seed, n=n, eps=eps, z0=z0, rel_band=rel_band,
                                    escape_level=level, alphas=list(alphas),
                                    t_end=t_end, alpha0_escaped=int(np.isfinite(tau0).sum()),
-                                   alpha0_runs=int(tau0.size), power=pw, log=lg, best=res["best"],
-                                   delta_aic=res["delta_aic"], local_exponents=local_p,
+                                   alpha0_runs=int(tau0.size), power=pw, log=lg, exp_inverse=xp,
+                                   best=res["best"], delta_aic=res["delta_aic"], local_exponents=local_p,
+                                   drift_rate_over_alpha2=drift, z_before_escape=z_exit,
                                    median_tau=med.tolist(), spec_note="spec is the alpha = 0 model; "
                                    "each run uses the same spec with alpha replaced"))
     import matplotlib.pyplot as plt
