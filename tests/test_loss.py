@@ -165,7 +165,8 @@ def test_permutation_symmetry_is_broken_by_the_skip(activation: str) -> None:
 
     plain = derive(base).compile()
     assert plain.loss(swapped) == pytest.approx(plain.loss(theta), rel=1e-13, abs=1e-15)
-    np.testing.assert_allclose(plain.flow(swapped), _swap_units(base, plain.flow(theta)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(plain.flow(swapped), _swap_units(base, plain.flow(theta)),
+                               rtol=1e-12, atol=1e-14)
 
     skip = base.replace(alpha=0.5)
     res = derive(skip).compile()
@@ -195,3 +196,108 @@ def test_derive_rejects_non_specs() -> None:
     w, J = derive(spec).symbols
     with pytest.raises(ValueError, match=r"allowed: 2 and \(2, 2\)"):
         population_loss(spec, w[:1], J)
+
+
+# --------------------------------------------------------------------------- export (latex.py, report.py)
+def _balanced(text: str) -> bool:
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch in "{}" and i > 0 and text[i - 1] == "\\":
+            continue  # an escaped brace
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def test_to_latex_of_every_kind_of_object() -> None:
+    from ghostsing.analytic.latex import to_latex
+
+    x, y = sp.symbols("x y")
+    assert to_latex(x**2 / y) == sp.latex(x**2 / y)
+    assert to_latex(sp.Matrix([[x, 1], [0, y]])) == sp.latex(sp.Matrix([[x, 1], [0, y]]))
+    assert to_latex(r"\alpha") == r"\alpha"
+    aligned = to_latex({"L": x + y, x: sp.sin(y)})
+    assert aligned.startswith("\\begin{aligned}") and aligned.count("&=") == 2
+    assert rf"x &= {sp.latex(sp.sin(y))}" in aligned
+    assert to_latex([x, y]) == r"\begin{pmatrix}x \\ y\end{pmatrix}"
+    with pytest.raises(TypeError, match="allowed: SymPy objects"):
+        to_latex(object())
+
+
+@pytest.mark.parametrize("hessian", ["none", "diagonal", "full"])
+def test_derivation_document_and_note(hessian: str, tmp_path) -> None:
+    from ghostsing.analytic.latex import derivation_sections, latex_document, markdown_note, write_text_atomic
+
+    d = derive(ModelSpec(K=2, M=2, N=2, activation="erf", alpha=0.5))
+    P = len(d.params)
+    sections = derivation_sections(d, hessian=hessian)
+    n_hess = {"none": 0, "diagonal": P, "full": P * (P + 1) // 2}[hessian]
+    assert len(sections["Gradient flow"]) == P and len(sections.get("Hessian", {})) == n_hess
+    doc = latex_document("Two units & a skip_connection", sections)
+    assert doc.count(r"\begin{equation*}") == doc.count(r"\end{equation*}") == 1 + P + n_hess
+    assert r"Two units \& a skip\_connection" in doc and _balanced(doc)
+    assert doc.startswith(r"\documentclass") and doc.rstrip().endswith(r"\end{document}")
+    for p, rhs in zip(d.params, d.flow, strict=True):
+        assert rf"\frac{{d {sp.latex(p)}}}{{dt}} = {sp.latex(rhs)}" in doc
+    note = markdown_note("Two units", sections, intro="Exact closed forms.")
+    assert note.startswith("# Two units") and note.count("$$") == 2 * (1 + P + n_hess)
+    assert f"L = {sp.latex(d.loss)}" in note
+    path = write_text_atomic(tmp_path / "out" / "two.tex", doc)
+    assert path.read_text() == doc and [q.name for q in path.parent.iterdir()] == ["two.tex"]
+    write_text_atomic(path, "again")
+    assert path.read_text() == "again" and len(list(path.parent.iterdir())) == 1
+    with pytest.raises(ValueError, match="allowed: none, diagonal, full"):
+        derivation_sections(d, hessian="some")
+
+
+def test_report_json_round_trips_exactly() -> None:
+    import json
+
+    from ghostsing.analytic.report import derive_report, expr_from_srepr
+
+    spec = ModelSpec(K=2, M=1, N=2, activation="relu", alpha=0.5, v=[1.5], B=[[0.6, -1.1]], sigma=0.1)
+    out = json.loads(derive_report(spec, fmt="json"))
+    assert ModelSpec.from_dict(out["spec"]) == spec and out["spec_key"] == spec.key()
+    d = derive(spec)
+    assert out["params"] == [p.name for p in d.params]
+    assert expr_from_srepr(out["loss"]["srepr"]) == d.loss  # srepr is exact (custom relu kernel included)
+    assert [expr_from_srepr(f["srepr"]) for f in out["flow"]] == list(d.flow)
+    assert out["loss"]["latex"] == sp.latex(d.loss) and out["manifold"] is None
+    text = derive_report(spec, fmt="text")
+    assert f"L = {d.loss}" in text and all(f"d{p.name}/dt = " in text for p in d.params)
+    tex = derive_report(spec, fmt="latex")
+    assert _balanced(tex) and tex.count(r"\begin{equation*}") == 1 + len(d.params)
+
+
+def test_report_with_a_manifold() -> None:
+    import json
+
+    from ghostsing.analytic.manifolds import chart
+    from ghostsing.analytic.report import derive_report
+
+    spec = ModelSpec(K=2, M=1, N=1, activation="erf", alpha=0.0, v=[1.2], B=[[0.8]])
+    out = json.loads(derive_report(spec, manifold="elimination-w", fmt="json"))
+    c = chart(spec, "elimination-w")
+    m = out["manifold"]
+    assert m["kind"] == "elimination-w" and m["transverse"] == [s.name for s in c.transverse]
+    # the flow in the report, evaluated at a point, is the chart's numerical reduced flow there
+    theta = np.array([0.4, -0.7, 0.9, 0.3])
+    xi = c.from_theta(theta)
+    flow = [sp.sympify(f["srepr"]) for f in m["flow"]]
+    got = [float(e.evalf(20, subs=dict(zip(c.coords, xi, strict=True)))) for e in flow]
+    np.testing.assert_allclose(got, c.reduced_flow(xi), rtol=1e-10, atol=1e-14)
+    tex = derive_report(spec, manifold="elimination-w", fmt="latex")
+    assert "Singular manifold: elimination-w" in tex and _balanced(tex)
+
+
+def test_report_rejects_bad_arguments() -> None:
+    from ghostsing.analytic.report import derive_report
+
+    spec = ModelSpec()
+    with pytest.raises(ValueError, match=r"fmt='pdf'.*allowed: text, latex, json"):
+        derive_report(spec, fmt="pdf")
+    with pytest.raises(ValueError, match=r"manifold='saddle'.*allowed: overlap"):
+        derive_report(spec, manifold="saddle")
+    with pytest.raises(TypeError, match="ModelSpec"):
+        derive_report(spec.to_dict())

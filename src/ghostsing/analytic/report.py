@@ -10,7 +10,7 @@
   coordinates, the maps ``theta = psi(xi)`` and ``xi = phi(theta)``, and the flow written in ``xi``,
 
 and renders it as plain text, a standalone LaTeX document, or JSON (spec, parameters, and every
-expression as ``str``, ``srepr`` (exact, ``sympy.sympify`` reads it back) and LaTeX).
+expression as ``str``, ``srepr`` (exact; :func:`expr_from_srepr` reads it back) and LaTeX).
 """
 
 from __future__ import annotations
@@ -20,12 +20,24 @@ from typing import Any
 
 import sympy as sp
 
+from ghostsing.analytic import gaussian
 from ghostsing.analytic import latex as tex
 from ghostsing.analytic.loss import Derivation, derive
 from ghostsing.models import ModelSpec
 
 FORMATS = ("text", "latex", "json")
 MANIFOLDS = ("overlap", "elimination-w", "elimination-J", "linear-dependence")
+
+
+def expr_from_srepr(text: str) -> sp.Expr:
+    """The exact SymPy expression of an ``srepr`` string written by :func:`derive_report` (JSON).
+
+    Like ``sympy.sympify(text)``, with the package's own functions (relu's arc-cosine kernel
+    :class:`~ghostsing.analytic.gaussian.ArcCosKernel` and its derivatives) known by name.
+    """
+    names = {cls.__name__: cls for cls in (gaussian.ArcCosKernel, gaussian.ArcCosKernelPrime,
+                                           gaussian.ArcCosKernelSecond)}
+    return sp.sympify(text, locals=names)
 
 
 def _flow_lhs(p: sp.Symbol) -> str:
