@@ -42,7 +42,7 @@ def test_step_split_on_a_quadratic_matches_closed_form():
     d_top = eta * float(g @ pg) - 0.5 * eta**2 * float(pg @ a @ pg)
     bulk = g - pg
     d_bulk = eta * float(g @ bulk) - 0.5 * eta**2 * float(bulk @ a @ bulk)
-    assert sp.d_top == pytest.approx(d_top, rel=1e-9)
+    assert sp.d_top == pytest.approx(d_top, rel=1e-7)
     assert sp.d_bulk == pytest.approx(d_bulk, rel=1e-9)
     assert sp.d_full == pytest.approx(d_top + d_bulk, rel=1e-9)  # eigenspaces are A-orthogonal
     assert sp.grad_share_top == pytest.approx(float(pg @ pg) / float(g @ g), rel=1e-9)

@@ -66,12 +66,20 @@ def top_subspace_share(g: Tensor, basis: Tensor) -> float:
 
 
 def top_eigenspace(
-    fn: Callable[[Tensor], Tensor], theta: Tensor, k: int, *, m: int | None = None, seed: int = 0
+    fn: Callable[[Tensor], Tensor],
+    theta: Tensor,
+    k: int,
+    *,
+    m: int | None = None,
+    seed: int = 0,
+    tol: float | None = 1e-9,
 ) -> tuple[np.ndarray, Tensor]:
-    """Top-``k`` eigenvalues (descending) and orthonormal eigenvectors ``U_k (k, P)`` by Lanczos."""
+    """Top-``k`` eigenvalues (descending) and orthonormal eigenvectors ``U_k (k, P)`` by Lanczos (stopped
+    once the Ritz residuals are below ``tol |theta_i|``, else after ``m`` steps)."""
     hvp = make_hvp(fn, theta)
     vals, vecs = extreme_eigenvalues(
-        hvp, theta.numel(), k, m=m, dtype=theta.dtype, device=theta.device, seed=seed, return_vectors=True
+        hvp, theta.numel(), k, m=m, dtype=theta.dtype, device=theta.device, seed=seed, return_vectors=True,
+        tol=tol,
     )
     q, _ = torch.linalg.qr(vecs.T)  # re-orthonormalise (Ritz vectors are orthonormal up to rounding)
     return vals, q.T

@@ -99,12 +99,9 @@ def flat_loss(
     """Wrap ``L(theta) = loss_fn(model_theta(inputs), targets)`` as a function of the flat parameters.
 
     ``dtype`` (e.g. ``torch.float64`` for an exact spectrum) casts the parameters, buffers and floating
-    inputs
-    used by the closure; the model itself is not modified.  ``eval_mode=True`` evaluates the model in
-    eval mode
-    (dropout off, batch-norm running statistics), as PyHessian does; the model's own mode is restored
-    after each
-    call.
+    inputs used by the closure; the model itself is not modified.  ``eval_mode=True`` evaluates the model
+    in eval mode (dropout off, batch-norm running statistics), as PyHessian does; the model's own mode is
+    restored after each call.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -278,16 +275,23 @@ def lanczos(
     keep_basis: bool = False,
     seed: int | np.random.Generator | None = 0,
     breakdown_tol: float = 1e-10,
+    ritz_tol: float | None = None,
+    ritz_k: int = 1,
+    which: str = "top",
 ) -> LanczosResult:
     """Run ``b`` Lanczos iterations side by side from the rows of ``v0`` (shape ``(b, P)``), ``m`` steps
     each.
 
     Full re-orthogonalisation (two classical Gram-Schmidt passes per step).  On breakdown
     (``beta_j < breakdown_tol * max(1, |alpha|)``) the run continues from a random unit vector orthogonal
-    to its
-    Krylov space with ``beta_j = 0``: ``T`` then splits into blocks and the Gauss weights of the new
-    blocks are
-    zero, so SLQ stays correct while Ritz values keep converging to further (also repeated) eigenvalues.
+    to its Krylov space with ``beta_j = 0``: ``T`` then splits into blocks and the Gauss weights of the new
+    blocks are zero, so SLQ stays correct while Ritz values keep converging to further (also repeated)
+    eigenvalues.
+
+    Early stop (one run, ``b = 1``, ``ritz_tol`` given): after step ``j >= ritz_k`` the residual of each
+    Ritz pair is ``||H y_i - theta_i y_i|| = beta_j |e_j^T s_i|``; the run stops once it is below
+    ``ritz_tol * |theta_i|`` for the ``ritz_k`` wanted Ritz values (``which`` = ``'top'`` or ``'bottom'``),
+    and the returned ``alpha``, ``beta`` are truncated to the steps taken.
     """
     if v0.ndim == 1:
         v0 = v0[None]
@@ -321,6 +325,13 @@ def lanczos(
                 w[i] = r / r.norm() * 1.0
                 nb[i] = 0.0
         beta[:, j] = nb.double().cpu().numpy()
+        if ritz_tol is not None and b == 1 and j + 1 >= ritz_k and not bad.any():
+            t = np.diag(alpha[0, : j + 1]) + np.diag(beta[0, :j], 1) + np.diag(beta[0, :j], -1)
+            ev, sv = np.linalg.eigh(t)
+            idx = np.arange(j + 1)[::-1][:ritz_k] if which == "top" else np.arange(ritz_k)
+            if np.all(beta[0, j] * np.abs(sv[-1, idx]) <= ritz_tol * np.abs(ev[idx])):
+                return LanczosResult(alpha=alpha[:, : j + 1], beta=beta[:, :j],
+                                     basis=q[:, : j + 1] if keep_basis else None)
         denom = torch.where(nb > 0, nb, torch.ones_like(nb))
         v = w / denom[:, None]
         if bad.any():
@@ -339,25 +350,25 @@ def extreme_eigenvalues(
     device="cpu",
     seed: int | np.random.Generator | None = 0,
     return_vectors: bool = False,
+    tol: float | None = 1e-6,
 ) -> tuple[np.ndarray, Tensor | None]:
-    """The ``k`` largest (``which='top'``, descending) or smallest (``'bottom'``, ascending) eigenvalues
-    of ``H``.
+    """The ``k`` largest (``which='top'``, descending) or smallest (``'bottom'``, ascending) eigenvalues.
 
-    One Lanczos run of ``m`` steps (default ``min(P, max(4k, 40))``) from a Gaussian start; Ritz values
-    at the
-    requested end.  With ``return_vectors`` the Ritz vectors ``Q^T s_k`` (rows, shape ``(k, P)``) are
-    returned.
+    One Lanczos run of at most ``m`` steps (default ``min(P, max(4k, 60))``) from a Gaussian start; Ritz
+    values at the requested end.  With ``return_vectors`` the Ritz vectors ``Q^T s_k`` (rows, shape
+    ``(k, P)``) are returned.  ``tol``: stop once the ``k`` wanted Ritz residuals
+    ``beta_j |e_j^T s_i|`` are below ``tol * |theta_i|`` (``None``: run all ``m`` steps).
     """
     if which not in ("top", "bottom"):
         raise ValueError(f"which must be 'top' or 'bottom', got {which!r}")
     if not 1 <= k <= dim:
         raise ValueError(f"k must satisfy 1 <= k <= P={dim}, got {k}")
-    m = min(dim, max(4 * k, 40)) if m is None else m
+    m = min(dim, max(4 * k, 60)) if m is None else m
     if m < k:
         raise ValueError(f"m={m} must be >= k={k}")
     rng = _rng(seed)
     v0 = torch.as_tensor(rng.standard_normal(dim), dtype=dtype, device=device)
-    res = lanczos(hvp, v0, m, keep_basis=return_vectors, seed=rng)
+    res = lanczos(hvp, v0, m, keep_basis=return_vectors, seed=rng, ritz_tol=tol, ritz_k=k, which=which)
     t = np.diag(res.alpha[0]) + np.diag(res.beta[0], 1) + np.diag(res.beta[0], -1)
     ev, s = np.linalg.eigh(t)
     idx = np.argsort(ev)[::-1][:k] if which == "top" else np.argsort(ev)[:k]
