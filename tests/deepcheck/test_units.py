@@ -89,3 +89,24 @@ def test_probe_config_validation():
         ProbeConfig(cos_threshold=1.5)
     with pytest.raises(ValueError, match="weight_frac=0"):
         ProbeConfig(weight_frac=0)
+
+
+def test_dead_relu_branch_versus_live_skip_output():
+    """Residual net: a ReLU unit of layer 2 that never fires is a dead ReLU, but its output lives on."""
+    cfg = MLPConfig(depth=2, width=4, in_dim=4, n_classes=2, skip="identity")
+    m = BatchedMLP(cfg, [0], dtype=torch.float64)
+    eye = torch.eye(4, dtype=torch.float64)
+    with torch.no_grad():
+        m.w_in[0], m.b_in[0] = eye, torch.zeros(4, dtype=torch.float64)
+        m.w_hid[0, 0] = eye
+        m.b_hid[0, 0] = torch.tensor([0, 0, -10.0, 0], dtype=torch.float64)  # unit 2 of layer 2 never fires
+    x = torch.rand(50, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    res = probe_mlp(m, x)
+    assert res["dead_relu_frac"][0].tolist() == [0.0, 0.25]
+    assert res["dead_frac"][0].tolist() == [0.0, 0.0]
+    # the same weights without the skip: the unit's output is dead too
+    p = BatchedMLP(MLPConfig(2, 4, 4, 2, skip="none"), [0], dtype=torch.float64)
+    state = {k: v for k, v in m.state_dict().items() if k != "skip_diag"}
+    p.load_state_dict(state | {"skip_diag": p.skip_diag})
+    res = probe_mlp(p, x)
+    assert res["dead_frac"][0].tolist() == [0.0, 0.25] and res["dead_relu_frac"][0].tolist() == [0.0, 0.25]

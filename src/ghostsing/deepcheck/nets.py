@@ -282,16 +282,19 @@ class BatchedMLP(nn.Module):
         """Incoming weight matrices of the hidden layers, each ``(S, w, fan_in)``."""
         return [self.w_in] + [self.w_hid[:, i] for i in range(self.cfg.depth - 1)]
 
-    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+    def forward(self, x: torch.Tensor, return_hidden: bool = False, return_branches: bool = False):
+        """Logits ``(S, B, C)``; with ``return_hidden`` also the layer outputs ``[h_1..h_depth]``, with
+        ``return_branches`` also the ReLU branch outputs ``[a_1..a_depth]`` (each ``(S, B, width)``)."""
         S = self.n_nets
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(S, -1, -1)
         if x.shape[0] != S:
             raise ValueError(f"input has {x.shape[0]} networks' batches, model has {S}")
         h = torch.relu(torch.baddbmm(self.b_in.unsqueeze(1), x, self.w_in.transpose(1, 2)))
-        hs = [h]
+        hs, branches = [h], [h]
         for i in range(self.cfg.depth - 1):
             a = torch.relu(torch.baddbmm(self.b_hid[:, i].unsqueeze(1), h, self.w_hid[:, i].transpose(1, 2)))
+            branches.append(a)
             if self.mode == "hyper":
                 h = a + torch.stack(hs).mean(0)
             elif self.mode == "orthogonal":
@@ -300,6 +303,8 @@ class BatchedMLP(nn.Module):
                 h = a + self.skip_diag.unsqueeze(1) * h
             hs.append(h)
         out = torch.baddbmm(self.b_out.unsqueeze(1), h, self.w_out.transpose(1, 2))
+        if return_branches:
+            return (out, hs, branches) if return_hidden else (out, branches)
         return (out, hs) if return_hidden else out
 
     def extract(self, s: int) -> MLP:

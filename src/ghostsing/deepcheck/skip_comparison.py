@@ -11,7 +11,9 @@ probe statistic = mean over hidden layers at the last probed epoch, per seed):
 
 1. ``residual lower training loss`` — ``E = mean L(plain) - mean L(identity) > 0``.
 2. ``hyper-residual lower training loss`` — ``E = mean L(plain) - mean L(hyper) > 0``.
-3. ``plain more eliminated units`` — ``E = dead_frac(plain) - dead_frac(identity) > 0``.
+3. ``plain more eliminated units`` — ``E = dead_frac(plain) - dead_frac(identity) > 0`` (layer
+   outputs, what the next layer sees), and ``plain more dead ReLU units`` on the ReLU branches
+   ``dead_relu_frac`` (a stricter test: the skip does not by itself keep a ReLU alive).
 4. ``plain more overlapping units`` — ``E = overlap_act_frac(plain) - overlap_act_frac(identity) > 0``.
 5. ``plain lower effective rank`` — ``E = erank_frac(plain) - erank_frac(identity) < 0``.
 6. ``degenerate skip trains worse`` (when at least 3 of none / lowrank:k / identity are present) —
@@ -47,6 +49,7 @@ from ghostsing.deepcheck.training import TrainConfig, evaluate, resolve_device, 
 
 PROBE_STATS = (
     "dead_frac",
+    "dead_relu_frac",
     "small_weight_frac",
     "overlap_act_frac",
     "overlap_w_frac",
@@ -207,6 +210,9 @@ def _predictions(cfg: SkipComparisonConfig, runs: dict) -> list[Prediction]:
             for metric, sign, short, what in (
                 ("dead_frac", +1, "more eliminated units",
                  "more eliminated (dead on every probe input) units"),
+                ("dead_relu_frac", +1, "more dead ReLU units",
+                 "more dead ReLU units (branch a_l zero on every probe input; a skip can keep the unit's "
+                 "output alive, this asks whether the ReLU itself dies)"),
                 ("overlap_act_frac", +1, "more overlapping units",
                  "more overlapping units (activation cosine > threshold)"),
                 ("erank_frac", -1, "lower effective rank", "lower effective rank of the hidden activations"),
@@ -287,8 +293,8 @@ def _markdown(cfg: SkipComparisonConfig, runs: dict, data_info: dict) -> str:
         "## Runs",
         "",
         "| data | depth | skip | final train loss (mean ± sd) | train acc | test acc | "
-        "dead | overlap (act.) | erank/width | diverged |",
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "dead | dead ReLU | overlap (act.) | erank/width | diverged |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (ds, d, sk), r in runs.items():
         fl = r["final_train_loss"]
@@ -296,6 +302,7 @@ def _markdown(cfg: SkipComparisonConfig, runs: dict, data_info: dict) -> str:
             f"| {ds} | {d} | {sk} | {np.nanmean(fl):.4f} ± {np.nanstd(fl):.4f} | "
             f"{np.nanmean(r['final_train_acc']):.3f} | {np.nanmean(r['history']['test_acc'][-1]):.3f} | "
             f"{np.nanmean(_probe_stat(r, 'dead_frac')):.3f} | "
+            f"{np.nanmean(_probe_stat(r, 'dead_relu_frac')):.3f} | "
             f"{np.nanmean(_probe_stat(r, 'overlap_act_frac')):.3f} | "
             f"{np.nanmean(_probe_stat(r, 'erank_frac')):.3f} | {int((r['diverged_epoch'] >= 0).sum())} |"
         )

@@ -7,6 +7,9 @@ Definitions and thresholds (:class:`ProbeConfig`):
 
 * **eliminated (dead)** unit ``i``: ``max_x |H[x, i]| <= act_tol`` — zero on every probe input, so the
   next layer's weights out of it are unidentifiable (elimination singularity). Default ``act_tol = 0``.
+* **dead ReLU** unit ``i`` (:func:`probe_mlp` only): the ReLU branch ``a_l = relu(W_l h_{l-1} + b_l)``
+  is ``<= act_tol`` on every probe input; equals *eliminated (dead)* for plain nets, while in a skip net
+  the unit's output can stay alive through the skip.
 * **eliminated (small weights)** unit ``i``: ``||W_i|| < weight_frac * median_j ||W_j||``
   (default ``weight_frac = 0.01``).
 * **overlapping** units: pairs ``i < j`` with cosine similarity ``cos(v_i, v_j) > cos_threshold``
@@ -31,8 +34,8 @@ import numpy as np
 import torch
 
 METRICS: tuple[str, ...] = (
-    "dead_frac", "small_weight_frac", "overlap_w_frac", "overlap_w_pairs", "overlap_act_frac",
-    "overlap_act_pairs", "erank", "erank_frac", "num_rank", "small_sv_frac",
+    "dead_frac", "dead_relu_frac", "small_weight_frac", "overlap_w_frac", "overlap_w_pairs",
+    "overlap_act_frac", "overlap_act_pairs", "erank", "erank_frac", "num_rank", "small_sv_frac",
 )
 
 
@@ -118,12 +121,17 @@ def spectrum_stats(H: torch.Tensor, rank_rel_tol: float = 1e-3) -> dict[str, tor
     }
 
 
-def probe_layer(H: torch.Tensor, W: torch.Tensor, cfg: ProbeConfig = ProbeConfig()) -> dict[str, np.ndarray]:
-    """All metrics of :data:`METRICS` for one layer: ``H (S, N, n)`` outputs, ``W (S, n, d)`` weights."""
+def probe_layer(
+    H: torch.Tensor, W: torch.Tensor, cfg: ProbeConfig = ProbeConfig(), A: torch.Tensor | None = None
+) -> dict[str, np.ndarray]:
+    """All metrics of :data:`METRICS` for one layer: ``H (S, N, n)`` outputs, ``W (S, n, d)`` weights,
+    ``A`` the ReLU branch (``None``: the layer has no skip, ``A = H``)."""
     H, W = _batched(H, 2).detach(), _batched(W, 2).detach()
+    A = H if A is None else _batched(A, 2).detach()
     n = H.shape[2]
     out = {
         "dead_frac": dead_units(H, cfg.act_tol).double().mean(1),
+        "dead_relu_frac": dead_units(A, cfg.act_tol).double().mean(1),
         "small_weight_frac": small_weight_units(W, cfg.weight_frac).double().mean(1),
     }
     pw, mw = overlapping_pairs(W, cfg.cos_threshold)
@@ -144,7 +152,9 @@ def probe_mlp(model, x_probe: torch.Tensor, cfg: ProbeConfig = ProbeConfig()) ->
     """
     was_training = model.training
     model.eval()
-    _, hs = model(x_probe, return_hidden=True)
+    _, hs, branches = model(x_probe, return_hidden=True, return_branches=True)
     model.train(was_training)
-    per_layer = [probe_layer(h, w, cfg) for h, w in zip(hs, model.layer_weights(), strict=True)]
+    per_layer = [
+        probe_layer(h, w, cfg, a) for h, w, a in zip(hs, model.layer_weights(), branches, strict=True)
+    ]
     return {k: np.stack([p[k] for p in per_layer], axis=1) for k in METRICS}
