@@ -331,3 +331,20 @@ def test_bad_inputs():
         overlap(ERF_N1).to_theta([1.0, 2.0])
     with pytest.raises(ValueError, match="alpha = 0"):
         best_fit(ERF_N1_SKIP)
+
+
+def test_transverse_hessians_closed_forms():
+    """H_uu = -(1 - z^2) K(w, Jbar) on all of {u = 0} (exact); {J_2 = 0}: H = (w_2 g'(0))^2;
+    {w_2 = 0}: H = E[g(J_2 x)^2] = (2/pi) asin(J^2/(1 + J^2))."""
+    from ghostsing.analytic.manifolds import amari_K_expr, transverse_hessian
+
+    ch = overlap(ERF_N1)
+    z = ch.free[0]
+    assert is_identically_zero(transverse_hessian(ch)[0, 0] + (1 - z**2) * amari_K_expr(ch)[0, 0])
+    assert not is_identically_zero(transverse_hessian(ch)[0, 0] + (1 - z) * amari_K_expr(ch)[0, 0])
+    ce = elimination(ERF_N1, 1, "J")
+    w2 = ce.free[0]
+    assert is_identically_zero(transverse_hessian(ce)[0, 0] - 2 * w2**2 / sp.pi)
+    cw = elimination(ERF_N1, 1, "w")
+    J2 = cw.free[0]
+    assert is_identically_zero(transverse_hessian(cw)[0, 0] - 2 / sp.pi * sp.asin(J2**2 / (1 + J2**2)))

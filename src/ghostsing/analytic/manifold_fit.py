@@ -396,3 +396,26 @@ def evaluate_extra(proof: CriticalityProof, parent: Sequence[float], free: Seque
     """The extra term ``E`` at numeric ``(theta', f)`` (zero where the embedded point is critical)."""
     f = sp.lambdify([(*proof.chart.parent, *proof.chart.free)], list(proof.extra), "numpy")
     return np.asarray(f([*np.asarray(parent, float), *np.atleast_1d(free)]), dtype=np.float64)
+
+
+# ====================================================================== transverse curvature
+def transverse_hessian(chart: Chart, alpha: sp.Expr | None = None) -> sp.Matrix:
+    """``H_tt = d^2 L(psi(xi)) / dt dt`` on the manifold ``t = 0``, exact, as a function of the parent
+    and free coordinates (``alpha`` as in :func:`ghostsing.analytic.loss.population_loss`).
+
+    At a critical point on the manifold the chart Hessian is block diagonal (parent, free, transverse
+    blocks; see :mod:`ghostsing.analytic.milnor`), so by Sylvester's law of inertia the number of
+    unstable directions of the exact flow Jacobian equals the number of negative eigenvalues of
+    ``Hess'`` plus that of ``H_tt``; the transverse eigenvalue of the flow is ``-H_tt / G_tt`` to leading
+    order, ``G_tt = |d psi / dt|^2``.  Closed forms (proved in the tests):
+
+    * overlap: ``H_uu = -(1 - z^2) Kmat(w, Jbar)`` on the whole of ``{u = 0}`` (Amari's K);
+    * ``{J_i = 0}`` (odd g): ``H_JJ = (w_i g'(0))^2 I`` (plus ``alpha`` terms);
+    * ``{w_i = 0}``: ``H_ww = E[g(J_i.x)^2]`` (plus ``alpha`` terms).
+    """
+    L = chart.loss(alpha=alpha)
+    t = list(chart.transverse)
+    H = sp.hessian(L, t).xreplace({s: 0 for s in t})
+    if chart.spec.N > 1:  # simplification of the N > 1 radicals is slow; use is_identically_zero on them
+        return H
+    return H.applyfunc(lambda e: sp.simplify(_split_radicals(e)))

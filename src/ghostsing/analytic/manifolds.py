@@ -33,6 +33,7 @@ from ghostsing.analytic.manifold_fit import (
     evaluate_extra,
     exact_best_fit,
     is_identically_zero,
+    transverse_hessian,
 )
 from ghostsing.analytic.milnor import (
     AmariK,
@@ -55,5 +56,5 @@ __all__ = [
     "PlaneFlow", "amari_K", "amari_K_expr", "best_fit", "block_spectrum", "chart", "critical_line",
     "criticality_proof", "elimination", "elimination_plane_flow", "evaluate_extra", "exact_best_fit",
     "is_identically_zero", "line_jacobian", "linear_dependence", "milnor_interval", "overlap",
-    "overlap_plane_flow", "parent_spec", "transverse_eigenvalues",
+    "overlap_plane_flow", "parent_spec", "transverse_eigenvalues", "transverse_hessian",
 ]

@@ -101,7 +101,8 @@ def amari_K_expr(chart: Chart) -> sp.Matrix:
     F = sum((v[m] * i2(B[m]) for m in range(spec.M)), sp.Integer(0))
     F -= sum((pw[k] * i2(pJ[k]) for k in range(Kp)), sp.Integer(0))
     H = sp.hessian(F, x).xreplace(dict(zip(x, pJ[m0], strict=True)))
-    return (pw[m0] / 4 * H).applyfunc(sp.simplify)
+    out = pw[m0] / 4 * H
+    return out.applyfunc(sp.simplify) if N == 1 else out
 
 
 def _g2(activation: str, s: np.ndarray) -> np.ndarray:
