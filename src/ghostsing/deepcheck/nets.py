@@ -292,11 +292,13 @@ class BatchedMLP(nn.Module):
             raise ValueError(f"input has {x.shape[0]} networks' batches, model has {S}")
         h = torch.relu(torch.baddbmm(self.b_in.unsqueeze(1), x, self.w_in.transpose(1, 2)))
         hs, branches = [h], [h]
+        total = h  # running sum of h_1..h_{l-1} for the hyper skip (O(depth) instead of re-stacking)
         for i in range(self.cfg.depth - 1):
             a = torch.relu(torch.baddbmm(self.b_hid[:, i].unsqueeze(1), h, self.w_hid[:, i].transpose(1, 2)))
             branches.append(a)
             if self.mode == "hyper":
-                h = a + torch.stack(hs).mean(0)
+                h = a + total / (i + 1)
+                total = total + h
             elif self.mode == "orthogonal":
                 h = a + torch.bmm(h, self.skip_q[:, i].transpose(1, 2))
             else:
