@@ -21,7 +21,9 @@ from ghostsing.simulate import experiments as ex  # noqa: E402
 
 JOBS = {
     "overlap_portraits": lambda out, seed: ex.run_portraits(out, alpha_skip=0.5, grid=41, seed=seed)
-    + ex.run_portraits(out, alpha_skip=0.1, grid=41, seed=seed, stem="overlap_portraits_alpha0.1"),
+    + ex.run_portraits(out, alpha_skip=0.1, grid=41, seed=seed, stem="overlap_portraits_alpha0.1")
+    + ex.run_portraits(out, alpha_skip=0.02, grid=41, seed=seed, e=(1.0, 1.0),
+                       stem="overlap_portraits_parallel"),
     "elimination_portraits": lambda out, seed: ex.run_elimination_portraits(out, alpha_skip=0.1, grid=41,
                                                                             seed=seed),
     "plateau_vs_epsilon": lambda out, seed: ex.run_plateau_vs_epsilon(out, seed=seed, n=24),

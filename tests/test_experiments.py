@@ -168,3 +168,26 @@ def test_fixed_slice_of_the_manifolds_module_agrees_with_the_plane_projection(pl
             np.testing.assert_allclose(plane.velocity(th, F), (g["vx"][i, j], g["vy"][i, j]), rtol=1e-9,
                                        atol=1e-13)
             assert g["speed"][i, j] == pytest.approx(np.linalg.norm(F), rel=1e-12)
+
+
+@pytest.mark.slow  # ~35 s on 2 busy cores (SGD + ODE compilation, five experiments); run in CI
+def test_every_experiment_runs_end_to_end_on_tiny_settings(tmp_path):
+    """Each entry point writes its PNG + data + JSON; the numbers inside are checked against theory."""
+    out = tmp_path / "figs"
+    p = ex.run_plateau_vs_epsilon(out, n=3, eps=(1e-2, 1e-4, 1e-6), n_boot=50, progress=False)
+    meta = json.loads((out / "plateau_vs_epsilon.json").read_text())
+    assert meta["lambda_u"] == pytest.approx(0.0658, abs=1e-4)  # NOTES.md section 2
+    assert abs(meta["slope_rel_error"]) < 0.1  # random directions: a within 10 % of 1/lambda_u
+    # alphas already compiled by the other tests of this module (a new spec costs a SymPy derivation)
+    p += ex.run_plateau_vs_alpha(out, n=2, alphas=(0.08, 0.5), t_end=2e4, n_boot=50, progress=False)
+    meta = json.loads((out / "plateau_vs_alpha.json").read_text())
+    assert meta["alpha0_escaped"] == 0 and meta["best"] in ("power", "log", "exp_inverse")
+    assert all(np.isfinite(meta["median_tau"]))
+    p += ex.run_loss_curves(out, n=4, alphas=(0.0, 0.08), t_end=5e3, progress=False)
+    d = np.load(out / "loss_curves.npz")
+    assert np.all(np.diff(d["loss_alpha_0"], axis=1) <= 1e-9)  # gradient flow: the loss never increases
+    p += ex.run_sgd_vs_ode(out, n=2, N=60, alpha_max=20.0, progress=False)
+    p += ex.run_elimination_portraits(out, alpha_skip=0.5, grid=7, line_points=9, progress=False)
+    for path in p:
+        assert path.exists() and path.stat().st_size > 0, path
+    assert {q.suffix for q in p} >= {".png", ".json", ".csv", ".npz"}

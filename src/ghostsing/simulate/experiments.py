@@ -362,6 +362,7 @@ def elimination_portrait_data(
     milnor_tol: float = 1e-7,
     speed_tol: float = 1e-6,
     slice_: str = "relaxed",
+    line_points: int = 121,
     progress: bool = False,
 ):
     """Arrays of the elimination portrait ``(w_2, |J_2|)`` of the symmetric model at skip ``alpha``.
@@ -382,8 +383,8 @@ def elimination_portrait_data(
     singular, milnor = [], []
     lines = {}
     if alpha == 0.0:
-        rf = np.linspace(0.0, r_max, 121)
-        wf = np.linspace(*w_range, 121)
+        rf = np.linspace(0.0, r_max, line_points)
+        wf = np.linspace(*w_range, line_points)
         vert = relaxed_grid(plane, f, np.array([0.0]), rf, q0)
         horiz = relaxed_grid(plane, f, wf, np.array([0.0]), q0)
         for name, (px, py, th, sp_) in {
@@ -651,21 +652,26 @@ def run_portraits(
     stem: str | None = None,
     line_points: int = 241,
     slice_: str = "relaxed",
+    e: Sequence[float] = (1.0, -1.0),
 ) -> list[Path]:
     """Overlap phase portraits in the (z, |u|) plane: plain (alpha = 0) vs skip (alpha = alpha_skip).
 
     Writes ``overlap_portraits.png`` (or ``<stem>.png``; + ``.pdf`` if asked), ``.npz`` (grids,
     velocities, speeds, trajectories, eigenvalues along the line) and ``.json``; returns the paths.
     ``seed`` and ``n`` are accepted for a uniform experiment signature (the portrait is deterministic).
+    ``e`` is the direction of ``u = J_1 - J_2`` in the plane: ``(1, -1)`` (default) is the unstable
+    direction at z = 0; ``(1, 1)`` (parallel to J*) is neutral at second order and is where the slow
+    passage near the Milnor segment happens.
     """
     from ghostsing.plots import portrait_pair, save_figure
 
     _check_portrait_args(alpha_skip, grid)
-    kw = {"grid": grid, "progress": progress, "line_points": line_points, "slice_": slice_}
+    kw = {"grid": grid, "progress": progress, "line_points": line_points, "slice_": slice_, "e": e}
     plain, ex0 = overlap_portrait_data(0.0, **kw)
     skip, ex1 = overlap_portrait_data(float(alpha_skip), **kw)
     fig = portrait_pair(plain, skip, floor=1e-5,
-                        suptitle=f"Overlap singularity of a two-unit erf student: {slice_} (z, |u|) plane")
+                        suptitle=f"Overlap singularity of a two-unit erf student: {slice_} (z, |u|) plane, "
+                                 f"u ∥ ({e[0]:g}, {e[1]:g})")
     arrays = {"z": plain.x, "r": plain.y, "vz_plain": plain.vx, "vr_plain": plain.vy,
               "speed_plain": plain.speed, "vz_skip": skip.vx, "vr_skip": skip.vy, "speed_skip": skip.speed,
               "z_line": ex0["z_line"], "rate_line_plain": ex0["rate_line"],
@@ -696,14 +702,16 @@ def run_elimination_portraits(
     progress: bool = True,
     stem: str | None = None,
     slice_: str = "relaxed",
+    line_points: int = 121,
 ) -> list[Path]:
     """Elimination phase portraits in the (w_2, |J_2|) plane: plain vs skip (alpha = alpha_skip)."""
     from ghostsing.plots import portrait_pair, save_figure
 
     _check_portrait_args(alpha_skip, grid)
 
-    plain, ex0 = elimination_portrait_data(0.0, grid=grid, progress=progress, slice_=slice_)
-    skip, _ = elimination_portrait_data(float(alpha_skip), grid=grid, progress=progress, slice_=slice_)
+    kw = {"grid": grid, "progress": progress, "slice_": slice_, "line_points": line_points}
+    plain, ex0 = elimination_portrait_data(0.0, **kw)
+    skip, _ = elimination_portrait_data(float(alpha_skip), **kw)
     fig = portrait_pair(plain, skip, floor=1e-5,
                         suptitle=f"Elimination singularity of unit 2: {slice_} (w₂, |J₂|) plane")
     arrays = {"w2": plain.x, "r": plain.y, "vw_plain": plain.vx, "vr_plain": plain.vy,
