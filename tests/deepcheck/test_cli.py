@@ -115,3 +115,14 @@ def test_toml_config(tmp_path, capsys):
     cfg.write_text('preset = "smoke"\nwidht = 3\n')
     assert main(["--config", str(cfg), "--out", str(out)]) == 2
     assert "setting 'widht' does not apply" in capsys.readouterr().err
+
+
+def test_download_without_torchvision_or_root_is_a_clear_error(tmp_path, capsys):
+    assert main(["--preset", "smoke", "--download", "--out", str(tmp_path / "o")]) == 2
+    assert "--download needs --data-root" in capsys.readouterr().err
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        assert main(["--preset", "smoke", "--download", "--data-root", str(tmp_path), "--out",
+                     str(tmp_path / "o")]) == 2
+        assert "needs torchvision" in capsys.readouterr().err

@@ -253,7 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ghostsing.deepcheck.data import download_cifar  # noqa: PLC0415
 
             for ds in getattr(cfg, "datasets", ("cifar10",)):
-                download_cifar(ds, args.data_root)
+                try:
+                    download_cifar(ds, args.data_root)
+                except (RuntimeError, OSError) as exc:  # no torchvision, no network
+                    raise ValueError(f"--download failed for {ds}: {exc}") from exc
         if args.threads:
             import torch  # noqa: PLC0415
 
