@@ -127,6 +127,7 @@ def test_overlap_starts_lie_at_distance_eps_from_the_line():
         ex.overlap_starts(2, 0.0, 0.0, np.random.default_rng(0))
 
 
+@pytest.mark.slow  # ~17 s alone (two specs, trajectories to t = 3000); run in CI
 def test_run_portraits_on_a_tiny_grid_writes_figure_and_data(tmp_path):
     paths = ex.run_portraits(tmp_path, alpha_skip=0.5, grid=7, progress=False, line_points=31)
     names = sorted(p.name for p in paths)

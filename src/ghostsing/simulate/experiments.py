@@ -47,7 +47,9 @@ from scipy.optimize import minimize
 
 from ghostsing.models import ModelSpec
 from ghostsing.simulate.plateau import (
+    PlateauConfig,
     compare_alpha_laws,
+    detect_plateaus,
     fit_log_law,
     summarize,
     transverse_rate,
@@ -589,9 +591,14 @@ def run_loss_curves(
     eps: float = 1e-3,
     z_range: tuple[float, float] = (-3.0, 3.0),
     t_end: float = 1e5,
+    rel_band: float = 0.1,
+    g_tol: float = 1e-3,
     progress: bool = True,
 ) -> list[Path]:
     """Ensemble loss curves (median, 25–75% band) from starts near the overlap line, plain vs skips.
+
+    The JSON also holds the plateau statistics of each ensemble by the package definition
+    (:func:`ghostsing.simulate.plateau.detect_plateaus`: band ``L_s (1 +- rel_band)``, ``|grad L| < g_tol``).
 
     Starts: z uniform in ``z_range`` (covering the repelling part |z| < 1 and the Milnor segment), ``(w,
     Jbar)`` = best one-unit fit, ``|u| = eps`` in a random direction; the same starts for every alpha.
@@ -600,7 +607,8 @@ def run_loss_curves(
     from ghostsing.plots import plot_loss_bands, save_figure
 
     rng = np.random.default_rng(seed)
-    ens, arrays, t = {}, {}, None
+    ens, arrays, t, stats = {}, {}, None, {}
+    band = PlateauConfig.relative(L_STAR, rel_band, g_tol=g_tol)
     z0 = rng.uniform(*z_range, n)
     th0 = overlap_starts(n, eps, z0, rng)
     for a in _progress(alphas, "loss curves", enabled=progress):
@@ -610,6 +618,9 @@ def run_loss_curves(
         ens[f"α = {a:g}, escaped {int(np.isfinite(tau).sum())}/{n}"] = sol.loss
         arrays[f"loss_alpha_{a:g}"] = sol.loss
         arrays[f"tau_alpha_{a:g}"] = tau
+        tab = detect_plateaus(t, sol.loss, band, grad_norm=sol.grad_norm)
+        stats[f"{a:g}"] = {"entered": int(tab.entered.sum()), "escaped": int(tab.escaped.sum()),
+                           "length": summarize(tab.length), "longest": summarize(tab.longest)}
     fig = plot_loss_bands(t, ens, L_s=L_STAR, quantiles=(0.25, 0.75), ymin=1e-8,
                           title=f"starts on the overlap line, z ∈ [{z_range[0]:g}, {z_range[1]:g}], "
                                 f"|u| = {eps:g}")
@@ -617,7 +628,9 @@ def run_loss_curves(
     arrays["z0"] = z0
     paths = save_figure(fig, out_dir, "loss_curves", arrays=arrays,
                         meta=_meta(symmetric_spec(0.0), seed, n=n, alphas=list(alphas), eps=eps,
-                                   z_range=list(z_range), escape_level=L_STAR / 2))
+                                   z_range=list(z_range), escape_level=L_STAR / 2,
+                                   plateau_definition={"L_s": L_STAR, "delta": band.delta, "g_tol": g_tol},
+                                   plateaus=stats))
     import matplotlib.pyplot as plt
 
     plt.close(fig)
