@@ -198,7 +198,7 @@ def plot_probe_curves(
     path: str | os.PathLike,
     probes: Mapping[str, Mapping[int, Mapping[str, np.ndarray]]],
     title: str,
-    metrics: Sequence[str] = ("dead_frac", "overlap_act_frac", "erank_frac"),
+    metrics: Sequence[str] = ("dead_frac", "dead_relu_frac", "overlap_act_frac", "erank_frac"),
 ) -> None:
     """Probe metric against layer index, one line per probed epoch (viridis), rows = metrics, cols = variants.
 
@@ -211,6 +211,7 @@ def plot_probe_curves(
 
     ylab = {
         "dead_frac": "eliminated (dead) fraction",
+        "dead_relu_frac": "dead ReLU (branch) fraction",
         "overlap_act_frac": "overlapping fraction (act.)",
         "overlap_w_frac": "overlapping fraction (weights)",
         "erank_frac": "effective rank / width",
