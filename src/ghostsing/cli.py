@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="simulations/figures", help="folder for PNG + data")
     p.add_argument("--skip", type=_nonneg_float, default=0.5, help="skip strength of the right panel")
     p.add_argument("--grid", type=_positive_int, default=41, help="grid points per axis")
+    p.add_argument("--slice", dest="slice_", choices=("relaxed", "fixed"), default="relaxed",
+                   help="relaxed: the other coordinates minimise L at each grid point; fixed: held at the "
+                        "best one-unit fit")
+    p.add_argument("--pdf", action="store_true", help="also save PDF")
 
     s = sub.add_parser("simulate", help="run a simulation experiment and draw its figures")
     s.add_argument("--experiment", default="plateau-vs-alpha",
@@ -78,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="simulations/figures")
     s.add_argument("--n", type=_positive_int, default=None, help="trajectories per ensemble")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--pdf", action="store_true", help="also save PDF (where the experiment draws figures)")
     return parser
 
 
@@ -103,7 +108,8 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 def _cmd_portrait(args: argparse.Namespace) -> int:
     from ghostsing.simulate.experiments import run_portraits
 
-    paths = run_portraits(out_dir=args.out, alpha_skip=args.skip, grid=args.grid)
+    paths = run_portraits(out_dir=args.out, alpha_skip=args.skip, grid=args.grid, slice_=args.slice_,
+                          pdf=args.pdf)
     for path in paths:
         print(path)
     return 0
@@ -123,7 +129,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     kwargs = {"out_dir": args.out, "seed": args.seed}
     if args.n is not None:
         kwargs["n"] = args.n
-    for path in experiments.EXPERIMENTS[args.experiment](**kwargs):
+    run = experiments.EXPERIMENTS[args.experiment]
+    if args.pdf:
+        import inspect
+
+        if "pdf" not in inspect.signature(run).parameters:
+            print(f"error: --pdf is not supported by --experiment {args.experiment!r}", file=sys.stderr)
+            return 2
+        kwargs["pdf"] = True
+    for path in run(**kwargs):
         print(path)
     return 0
 
