@@ -145,7 +145,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"derive": _cmd_derive, "portrait": _cmd_portrait, "simulate": _cmd_simulate}[args.command](args)
+        command = {"derive": _cmd_derive, "portrait": _cmd_portrait, "simulate": _cmd_simulate}[args.command]
+        return command(args)
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
