@@ -4,6 +4,10 @@ Every user function reaches these kernels as a Numba *first-class function* valu
 signature (see ``SIG_*`` below), not as a dispatcher: the kernels are then compiled once for all
 flows and cached on disk (``cache=True``), instead of being recompiled for each new right-hand side.
 
+Numba's cache index is keyed on this file's modification time: the tableaus imported from
+``_tableaus.py`` are frozen into the compiled code as constants, so after editing ``_tableaus.py``
+touch this file (or clear ``__pycache__``) to force a recompile.
+
 Method codes: 0 euler, 1 rk4, 2 dopri5, 3 dop853, 4 rodas (Rosenbrock), 5 auto (dopri5, switching to
 rodas where the step becomes stability-limited, and back where it no longer is); 6 auto853 (the same
 with DOP853 as the explicit method).
