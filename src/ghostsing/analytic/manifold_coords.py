@@ -194,6 +194,33 @@ class Chart:
         D = np.asarray(self._num[2](theta), dtype=np.float64)
         return D @ model.flow(theta)
 
+    @cached_property
+    def _vec(self):
+        return (sp.lambdify(list(self.coords), list(self.psi), "numpy"),
+                sp.lambdify(list(self.theta), list(self.dphi_theta), "numpy"))
+
+    @staticmethod
+    def _stack(entries, n: int) -> np.ndarray:
+        return np.stack([np.broadcast_to(np.asarray(e, dtype=np.float64), (n,)) for e in entries], axis=-1)
+
+    def to_theta_many(self, xi: np.ndarray) -> np.ndarray:
+        """Vectorised ``psi``: ``xi`` of shape (n, P) -> ``theta`` (n, P)."""
+        xi = np.asarray(xi, dtype=np.float64)
+        if xi.ndim != 2 or xi.shape[1] != self.spec.n_params:
+            raise ValueError(f"xi has shape {xi.shape}; allowed: (n, {self.spec.n_params})")
+        return self._stack(self._vec[0](*xi.T), xi.shape[0])
+
+    def reduced_flow_many(self, xi: np.ndarray, compiled=None) -> np.ndarray:
+        """Vectorised :meth:`reduced_flow` for ``xi`` of shape (n, P); returns (n, P)."""
+        model = compiled if compiled is not None else derive(self.spec).compile()
+        theta = np.ascontiguousarray(self.to_theta_many(xi))
+        n, P = theta.shape
+        F = np.empty((n, P))
+        for k in range(n):
+            model.flow_into(theta[k], F[k])
+        D = self._stack(self._vec[1](*theta.T), n).reshape(n, P, P)
+        return np.einsum("nij,nj->ni", D, F)
+
     def _check(self, x: Sequence[float], name: str) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         P = self.spec.n_params

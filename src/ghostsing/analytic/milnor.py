@@ -420,19 +420,16 @@ def overlap_plane_flow(spec: ModelSpec, z: Sequence[float] | np.ndarray, u_abs: 
     zs, us = np.asarray(z, dtype=np.float64).ravel(), np.asarray(u_abs, dtype=np.float64).ravel()
     iz = chart.coords.index(chart.free[0])
     tidx = [chart.coords.index(s) for s in chart.transverse]
-    psi, dphi = chart._num[0], chart._num[2]
-    shape = (us.size, zs.size)
-    dz, du, sp_, ls = (np.empty(shape) for _ in range(4))
-    xi = np.concatenate([fit.theta, [0.0], np.zeros(spec.N)])
-    for a, uu in enumerate(us):
-        for b, zz in enumerate(zs):
-            xi[iz] = zz
-            xi[tidx] = uu * e
-            th = np.ascontiguousarray(psi(xi), dtype=np.float64)
-            F = model.flow(th)
-            d = np.asarray(dphi(th), dtype=np.float64) @ F
-            dz[a, b], du[a, b] = d[iz], float(e @ d[tidx])
-            sp_[a, b], ls[a, b] = np.linalg.norm(F), model.loss(th)
+    Zg, Ug = np.meshgrid(zs, us)
+    xi = np.tile(np.concatenate([fit.theta, [0.0], np.zeros(spec.N)]), (Zg.size, 1))
+    xi[:, iz] = Zg.ravel()
+    xi[:, tidx] = Ug.ravel()[:, None] * e[None, :]
+    d = chart.reduced_flow_many(xi, model)
+    th = np.ascontiguousarray(chart.to_theta_many(xi))
+    shape = Zg.shape
+    dz, du = d[:, iz].reshape(shape), (d[:, tidx] @ e).reshape(shape)
+    sp_ = np.array([np.linalg.norm(model.flow(t)) for t in th]).reshape(shape)
+    ls = np.array([model.loss(t) for t in th]).reshape(shape)
     X, Y = np.meshgrid(zs, us)
     return PlaneFlow(zs, us, X, Y, dz, du, sp_, ls, ("z", "|u|"),
                      f"overlap O_{pair[0] + 1}{pair[1] + 1}: u = |u| e, e = {e.tolist()}, (w, Jbar) and "
