@@ -348,3 +348,13 @@ def test_transverse_hessians_closed_forms():
     cw = elimination(ERF_N1, 1, "w")
     J2 = cw.free[0]
     assert is_identically_zero(transverse_hessian(cw)[0, 0] - 2 / sp.pi * sp.asin(J2**2 / (1 + J2**2)))
+
+
+def test_vectorised_maps_match_pointwise(charts):
+    rng = np.random.default_rng(5)
+    for ch in charts[:3]:
+        xi = np.array([_generic_xi(ch, rng) for _ in range(4)])
+        model = derive(ch.spec).compile()
+        np.testing.assert_allclose(ch.to_theta_many(xi), [ch.to_theta(x) for x in xi], rtol=1e-14)
+        np.testing.assert_allclose(ch.reduced_flow_many(xi, model), [ch.reduced_flow(x, model) for x in xi],
+                                   rtol=1e-12, atol=1e-14)
