@@ -260,3 +260,20 @@ def test_lanczos_early_stop_on_ritz_residual(small_problem):
     assert len(calls) < 120  # stopped early
     # residual r = tol |theta| bounds the eigenvalue error by r^2 / gap (Kato-Temple) -- far below 1e-6
     np.testing.assert_allclose(top, ev[::-1][:3], rtol=1e-6)
+
+
+def test_hutchpp_unbiased_and_better_on_a_top_heavy_spectrum():
+    # H = U diag(lambda) U^T with 5 large eigenvalues on a flat bulk: Hutch++ removes the top part exactly
+    rng = np.random.default_rng(0)
+    p = 200
+    u, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    lam = np.concatenate([[50.0, 40.0, 30.0, 20.0, 10.0], rng.uniform(0, 0.1, p - 5)])
+    h = torch.tensor(u @ np.diag(lam) @ u.T)
+    hvp = lambda v: v @ h
+    exact = lam.sum()
+    pp = np.array([hs.hutchpp_trace(hvp, p, 30, seed=s).mean for s in range(200)])
+    hu = np.array([hs.hutchinson_trace(hvp, p, 30, seed=s).mean for s in range(200)])
+    assert abs(pp.mean() - exact) < 4 * pp.std(ddof=1) / np.sqrt(len(pp))  # unbiased
+    assert pp.std() < 0.2 * hu.std()  # variance reduction by removing the top subspace
+    with pytest.raises(ValueError, match="n_matvecs"):
+        hs.hutchpp_trace(hvp, p, 4)
