@@ -100,16 +100,17 @@ def erf_overlap_sections(summary: dict) -> dict[str, dict]:
         "amari_K_quad": mi.K.quad, "rule": mi.rule,
         "attracting": [list(map(str, iv)) for iv in mi.attracting],
         "boundaries_numeric": list(mi.boundaries_numeric), "certified": mi.certified,
+        "pseudo_determinant_c1(z)": str(mi.pdet), "pseudo_determinant_roots": list(mi.pdet_roots),
     }
     return {"Overlap line of three erf units (N = 1)": {
         "": f"Model: {spec_summary(ERF3)}. The best two-unit fit "
             f"(w', J') = {np.round(mi.fit.theta, 8).tolist()} "
-            f""
             f"(loss {mi.fit.loss:.6g}) is embedded into O_12 (units 1 and 2 merged). Amari's K "
             f"= {mi.K.value:.8g} "
             f"(quadrature {mi.K.quad:.8g}); the attracting segment is {mi.rule}, z in {list(mi.attracting)}, "
-            f"exact sign changes at z = {[round(b, 10) for b in mi.boundaries_numeric]}, certified "
-            f"= {mi.certified}.",
+            f"exact sign changes at z = {[round(b, 10) for b in mi.boundaries_numeric]}; real roots of the "
+            f"pseudo-determinant c_1(z) of the exact Jacobian: {list(mi.pdet_roots)}; "
+            f"certified = {mi.certified}.",
     }}
 
 
@@ -151,10 +152,8 @@ def plateau_sections(summary: dict) -> dict[str, dict]:
             f"eps_g there (ODE module) = {eg:.8f}; from the closed-form I2 below (independent) = "
             f"{float(eps_sym):.8f}, equal to the published K/6 - (K^2/pi) asin(1/(2K)) = "
             f"{float(eps_pub):.8f} "
-            f""
             f"(exact match: {same}); NOTES.md value 0.020297. "
             f"|drift| at the point: {np.max(np.abs(drift)):.1e}. "
-            f""
             f"Eigenvalues of the O(lr) drift Jacobian divided by lr: {np.round(ev[:4], 5).tolist()}; "
             f"the largest, "
             f"{ev[0]:.4f}, is the escape rate (published {PUBLISHED_RATE[K]}).",

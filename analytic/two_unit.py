@@ -106,6 +106,7 @@ def main() -> int:
             "amari_K": mi.K.value, "amari_K_quad": mi.K.quad, "rule": mi.rule,
             "attracting": [list(map(str, iv)) for iv in mi.attracting],
             "boundaries_numeric": list(mi.boundaries_numeric), "certified": mi.certified,
+            "pseudo_determinant_c1(z)": str(mi.pdet), "pseudo_determinant_roots": list(mi.pdet_roots),
             "z": mi.z[idx].tolist(), "mu_exact": mi.mu[idx, 0].tolist(),
             "mu_amari_2(1-z^2)K": mi.mu_leading[idx, 0].tolist(),
             "mu_eigen_leading_2(1-z^2)K/(1+z^2)": mi.mu_eigen_leading[idx, 0].tolist(),
@@ -115,7 +116,10 @@ def main() -> int:
                      f"{mi.fit.theta[1]:.10g}), K = {mi.K.value:.10g} (quadrature {mi.K.quad:.10g}); "
                      f"attracting segment {mi.rule}, z in {list(mi.attracting)}; sign changes of the exact "
                      f"transverse eigenvalue at z = {[round(b, 12) for b in mi.boundaries_numeric]}; "
-                     f"certified (inertia + boundaries) = {mi.certified}.")
+                     f"coefficient of mu in det(mu - A(z)) (A the exact Jacobian on the line): c_1(z) = "
+                     f"{sp.N(mi.pdet, 10) if mi.pdet is not None else None}, "
+                     f"real roots {list(mi.pdet_roots)}; "
+                     f"certified (inertia + boundaries + roots) = {mi.certified}.")
         table = "| z | exact mu | 2(1-z^2)K | 2(1-z^2)K/(1+z^2) |\n|---|---|---|---|\n" + "\n".join(
             f"| {mi.z[k]:.3g} | {mi.mu[k, 0]:.6g} | {mi.mu_leading[k, 0]:.6g} | "
             f"{mi.mu_eigen_leading[k, 0]:.6g} |"

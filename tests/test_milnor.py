@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sympy as sp
 from scipy import integrate, special
 
 from ghostsing.analytic.loss import derive
@@ -51,6 +52,11 @@ def test_attracting_segment_follows_sign_of_K(intervals):
             assert np.all(mi.n_unstable[inside] == 1) and np.all(mi.n_unstable[outside] == 0)
             assert np.all(mi.mu[inside] > 0) and np.all(mi.mu[outside] < 0)
         np.testing.assert_allclose(np.abs(mi.boundaries_numeric), 1.0, atol=1e-9)
+        # exact polynomial certificate: c_1(z) of det(mu - A(z)) is C (1 - z^2) for K = 2, N = 1
+        np.testing.assert_allclose(mi.pdet_roots, [-1.0, 1.0], atol=1e-12)
+        z = overlap(mi.spec).free[0]
+        q, r = sp.div(sp.Poly(mi.pdet, z), sp.Poly(1 - z**2, z))
+        assert q.degree() == 0 and all(abs(c) < 1e-12 * abs(q.LC()) for c in r.coeffs())
 
 
 def test_transverse_eigenvalue_against_leading_orders(intervals):

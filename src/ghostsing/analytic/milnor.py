@@ -268,8 +268,11 @@ class MilnorInterval:
         the eigenvalue ``2 (1 - z^2) eig(Kmat) / (1 + z^2)`` (n, N) and the number of unstable directions of
         the exact Jacobian at each z.
     parent_is_minimum : the Hessian of the (K-1)-unit fit is positive definite.
-    certified : parent_is_minimum, the inertia count matches ``-(1 - z^2) Kmat`` at every grid point, and
-        the numeric boundaries are within 1e-7 of +-1.
+    certified : parent_is_minimum, the inertia count matches ``-(1 - z^2) Kmat`` at every grid point, the
+        numeric boundaries are within 1e-7 of +-1, and (N = 1, P <= 8) the real roots of the
+        pseudo-determinant polynomial are +-1 to 1e-9.
+    pdet, pdet_roots : :func:`pseudo_determinant` ``c_1(z)`` of the exact Jacobian on the line and its real
+        roots (None / () when not computed).
     """
 
     spec: ModelSpec
@@ -288,6 +291,8 @@ class MilnorInterval:
     n_unstable: np.ndarray
     parent_is_minimum: bool
     certified: bool
+    pdet: sp.Expr | None = None
+    pdet_roots: tuple[float, ...] = ()
 
     def describe(self) -> str:
         """One paragraph of text for scripts and reports."""
@@ -297,7 +302,9 @@ class MilnorInterval:
         return (f"Amari K = {kv} (quad check: {self.K.quad}); Milnor-attractor segment of O_{i}{j}: "
                 f"{self.rule}{' (' + weights + ')' if weights else ''}; "
                 f"attracting z in {list(self.attracting)}; "
-                f"boundaries {list(self.boundaries_numeric)}; certified = {self.certified}")
+                f"boundaries {list(self.boundaries_numeric)}; "
+                f"pseudo-determinant roots {list(self.pdet_roots)}; "
+                f"certified = {self.certified}")
 
 
 def _sign_rule(eig: np.ndarray, scale: float) -> str:
@@ -349,12 +356,17 @@ def milnor_interval(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFi
         for lo, hi in ((-1.5, -0.5), (0.5, 1.5)):
             if np.sign(mu_of(lo)) != np.sign(mu_of(hi)):
                 bnum.append(float(optimize.brentq(mu_of, lo, hi, xtol=1e-13, rtol=1e-13)))
+    pdet, proots = None, ()
+    if spec.N == 1 and spec.n_params <= 8 and rule in ("|z| > 1", "|z| < 1"):
+        pdet = pseudo_determinant(spec, fit, pair)
+        proots = pseudo_determinant_roots(pdet, chart.free[0])
     certified = parent_min and inertia_ok and (
         rule not in ("|z| > 1", "|z| < 1") or spec.N > 1
-        or (len(bnum) == 2 and max(abs(abs(b) - 1) for b in bnum) < 1e-7))
+        or (len(bnum) == 2 and max(abs(abs(b) - 1) for b in bnum) < 1e-7)) and (
+        pdet is None or (len(proots) == 2 and max(abs(abs(r) - 1) for r in proots) < 1e-9))
     return MilnorInterval(spec, tuple(pair), fit, Kobj, rule, attracting, repelling, (-1.0, 1.0),
                           tuple(bnum), zs, mu, lead, lead / (1 + zs[:, None] ** 2), nun, parent_min,
-                          bool(certified))
+                          bool(certified), pdet, proots)
 
 
 def line_jacobian(spec: ModelSpec, fit: BestFit, pair: tuple[int, int] = (0, 1)) -> sp.Matrix:
@@ -365,6 +377,33 @@ def line_jacobian(spec: ModelSpec, fit: BestFit, pair: tuple[int, int] = (0, 1))
     d = derive(spec)
     emb = chart.embed_symbolic([sp.Float(t, 30) for t in fit.theta], chart.free)
     return d.jacobian.xreplace(dict(zip(d.params, emb, strict=True)))
+
+
+def pseudo_determinant(spec: ModelSpec, fit: BestFit, pair: tuple[int, int] = (0, 1)) -> sp.Expr:
+    """``c_1(z)``: the coefficient of ``mu^1`` in ``det(mu I - A(z))``, ``A`` = :func:`line_jacobian`.
+
+    ``A(z)`` has the eigenvalue 0 (the z direction) for every z, so ``c_1 = +- (product of the other
+    eigenvalues)``.  By Cauchy-Binet on ``Hess_theta = D phi^T (Hess' (+) 0 (+) H_uu) D phi``,
+    ``c_1(z) = +- det(Hess') det(H_uu(z)) S(z)`` with ``S(z) > 0`` a sum of squared minors of ``D phi``:
+    its real roots are the zeros of ``det H_uu = det(-(1 - z^2) Kmat)``, i.e. ``z = +-1`` — the exact
+    boundaries of the Milnor segment, read off a polynomial in z.  Returned as a polynomial in the chart's
+    ``z`` with 30-digit Float coefficients; coefficients below 1e-10 of the largest are dropped (they come
+    from the fit's residual gradient, ~1e-15, and would add spurious roots at |z| ~ 1e14).
+    """
+    A = line_jacobian(spec, fit, pair).applyfunc(lambda e: sp.expand(sp.N(e, 30)))
+    z = overlap(spec, *pair).free[0]
+    mu = sp.Dummy("mu")
+    cp = sp.Poly(sp.expand((mu * sp.eye(A.rows) - A).det(method="berkowitz")), mu)
+    c1 = sp.Poly(cp.coeff_monomial(mu), z)
+    big = max(abs(c) for c in c1.coeffs())
+    keep = [(k[0], c) for k, c in zip(c1.monoms(), c1.coeffs(), strict=True) if abs(c) > 1e-10 * big]
+    return sp.Add(*[c * z**k for k, c in keep])
+
+
+def pseudo_determinant_roots(poly: sp.Expr, z: sp.Symbol) -> tuple[float, ...]:
+    """The real roots of :func:`pseudo_determinant` (sorted)."""
+    roots = sp.Poly(poly, z).nroots(n=30)
+    return tuple(sorted(float(sp.re(r)) for r in roots if abs(sp.im(r)) < 1e-12))
 
 
 # ====================================================================== 2-D slices of the flow
@@ -475,4 +514,4 @@ def elimination_plane_flow(spec: ModelSpec, w: Sequence[float] | np.ndarray,
 __all__ = ["AmariK", "CriticalLine", "MilnorInterval", "PlaneFlow", "amari_K", "amari_K_expr",
            "block_spectrum", "critical_line",
            "elimination_plane_flow", "line_jacobian", "milnor_interval", "overlap_plane_flow",
-           "parent_spec", "transverse_eigenvalues"]
+           "parent_spec", "pseudo_determinant", "pseudo_determinant_roots", "transverse_eigenvalues"]
