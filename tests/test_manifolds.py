@@ -149,6 +149,20 @@ def test_exact_best_fit_linear_matches_numeric():
 
 
 # ---------------------------------------------------------------------------------- proofs
+def test_criticality_proof_three_units():
+    """O_13 of a three-unit student: the merged unit sits at position 1 of the two-unit parent."""
+    spec = ModelSpec(K=3, M=2, N=1, activation="erf", v=(1.0, 1.0), B=[[1.0], [2.0]], alpha=0.2,
+                     skip=[[1.0], [0.5], [0.2]])
+    ch = overlap(spec, 0, 2)
+    pr = criticality_proof(ch)
+    assert pr.proved and pr.ghost_nonzero
+    parent, free = np.array([0.9, -0.6, 0.7, 1.8]), [0.35]
+    th = ch.embed(parent, free)
+    np.testing.assert_allclose(th, [0.9 * 1.35 / 2, -0.6, 0.9 * 0.65 / 2, 0.7, 1.8, 0.7], rtol=1e-15)
+    np.testing.assert_allclose(pr.gradient_at(parent, free, 0.2), -derive(spec).compile().flow(th),
+                               rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("which", ["overlap", "elim-w", "elim-J", "lindep"])
 def test_criticality_proof(which):
     ch = {"overlap": overlap(ERF_N1_SKIP), "elim-w": elimination(ERF_N1_SKIP, 1, "w"),

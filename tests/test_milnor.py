@@ -99,6 +99,18 @@ def test_block_spectrum_equals_generated_jacobian(intervals):
         np.testing.assert_allclose(block_spectrum(ch, mi.fit, mi.K.matrix, zs), exact, atol=1e-11)
 
 
+def test_line_jacobian_symbolic_matches_generated(intervals):
+    from ghostsing.analytic.manifolds import line_jacobian
+
+    mi = intervals["issue"]
+    A = line_jacobian(ISSUE, mi.fit)
+    z = overlap(ISSUE).free[0]
+    model = derive(ISSUE).compile()
+    for zz in (-1.7, 0.4):
+        num = np.array(A.xreplace({z: zz}).evalf(), dtype=float)
+        np.testing.assert_allclose(num, model.jacobian(overlap(ISSUE).embed(mi.fit.theta, [zz])), atol=1e-12)
+
+
 def test_instantaneous_rates_in_reduced_coordinates(intervals):
     """du/dt = 2(1-z^2)K u, dJbar/dt = z(1-z^2)K u, dz/dt = -z(z^2+3)K u^2/w^2 + z(1-z^2)P u^2/4."""
     mi = intervals["pos"]
