@@ -372,3 +372,22 @@ def test_vectorised_maps_match_pointwise(charts):
         np.testing.assert_allclose(ch.to_theta_many(xi), [ch.to_theta(x) for x in xi], rtol=1e-14)
         np.testing.assert_allclose(ch.reduced_flow_many(xi, model), [ch.reduced_flow(x, model) for x in xi],
                                    rtol=1e-12, atol=1e-14)
+
+
+def test_elimination_critical_sets():
+    from ghostsing.analytic.manifolds import elimination_critical_set
+
+    fit = best_fit(parent_spec(ERF_N1))
+    model = derive(ERF_N1).compile()
+    cw = elimination(ERF_N1, 1, "w")
+    sw = elimination_critical_set(cw, fit)
+    assert 0.0 in sw.free_values and not sw.whole_line
+    for J in sw.free_values:
+        assert np.linalg.norm(model.flow(cw.embed(fit.theta, [J]))) < 1e-10
+    assert np.linalg.norm(model.flow(cw.embed(fit.theta, [0.77]))) > 1e-4
+    cj = elimination(ERF_N1, 1, "J")
+    sj = elimination_critical_set(cj, fit)
+    assert sj.free_values == (0.0,) and abs(sj.correlation[0]) > 1e-3
+    assert np.linalg.norm(model.flow(cj.embed(fit.theta, [0.5]))) > 1e-4
+    real = elimination_critical_set(elimination(REAL, 1, "J"))
+    assert real.whole_line and abs(real.correlation[0]) < 1e-14

@@ -419,3 +419,66 @@ def transverse_hessian(chart: Chart, alpha: sp.Expr | None = None) -> sp.Matrix:
     if chart.spec.N > 1:  # simplification of the N > 1 radicals is slow; use is_identically_zero on them
         return H
     return H.applyfunc(lambda e: sp.simplify(_split_radicals(e)))
+
+
+@dataclass(frozen=True, eq=False)
+class EliminationCriticalSet:
+    """The critical points of the plain K-unit loss on an elimination manifold at the embedded fit.
+
+    chart, fit : the manifold and the best (K-1)-unit fit.
+    whole_line : True when every value of the free coordinate is critical (``{J_i = 0}`` with
+        ``E[r* x] = 0``, e.g. a realisable teacher).
+    free_values : the critical values of the free coordinate found (``{w_i = 0}``, N = 1: the roots
+        of ``E[r* g(J x)] = 0`` in the scanned range, ``J = 0`` included for odd g; ``{J_i = 0}``: ``w_i = 0``
+        unless ``whole_line``).
+    correlation : ``E[r* x]`` (N floats).
+    """
+
+    chart: Chart
+    fit: BestFit
+    whole_line: bool
+    free_values: tuple[float, ...]
+    correlation: np.ndarray
+
+
+def elimination_critical_set(chart: Chart, fit: BestFit | None = None,
+                             J_range: tuple[float, float] = (-10, 10), n_scan: int = 2001,
+                             tol: float = 1e-12) -> EliminationCriticalSet:
+    """Critical points on ``{w_i = 0}`` or ``{J_i = 0}`` through the extra term ``E`` of
+    :func:`criticality_proof` (module docstring): ``{w_i = 0}`` holds the points with
+    ``F(J_i) = E[r* g(J_i.x)] = 0``; ``{J_i = 0}`` the point ``w_i = 0``, or the whole line when
+    ``c = E[r* x] = 0``.  For ``{w_i = 0}`` the roots are found for N = 1 by a sign scan of the closed-form
+    ``F`` on ``J_range`` and ``scipy.optimize.brentq``.
+    """
+    if not chart.kind.startswith("elimination"):
+        raise ValueError(f"elimination_critical_set needs an elimination chart, got {chart.kind!r}")
+    spec = chart.spec
+    if spec.activation == "relu":
+        raise ValueError("elimination_critical_set needs erf or linear units (got relu)")
+    fit = fit if fit is not None else best_fit(chart.parent_spec)
+    Kp, N = spec.K - 1, spec.N
+    vals = dict(zip(chart.parent, [sp.Float(x, 30) for x in fit.theta], strict=True))
+    pw = [vals[s] for s in chart.parent[:Kp]]
+    pJ = [[vals[s] for s in chart.parent[Kp + m * N: Kp + (m + 1) * N]] for m in range(Kp)]
+    F, c = _residual_pieces(spec, pw, pJ)
+    cnum = np.array([float(sp.N(e, 20)) for e in c])
+    if chart.kind == "elimination-J":
+        whole = bool(np.max(np.abs(cnum)) < tol)
+        return EliminationCriticalSet(chart, fit, whole, () if whole else (0.0,), cnum)
+    if N != 1:
+        raise ValueError(f"elimination_critical_set on {{w_i = 0}} scans J for N = 1 only, got N={N}")
+    J = sp.Dummy("J", real=True)
+    Fn = sp.lambdify(J, F([J]), "numpy")
+    grid = np.linspace(*J_range, n_scan)
+    vals_g = np.array([Fn(x) for x in grid])
+    if np.max(np.abs(vals_g)) < tol:
+        return EliminationCriticalSet(chart, fit, True, (), cnum)
+    roots = []
+    for a, b, fa, fb in zip(grid[:-1], grid[1:], vals_g[:-1], vals_g[1:], strict=True):
+        if fa == 0.0:
+            roots.append(float(a))
+        elif fa * fb < 0:
+            roots.append(float(optimize.brentq(Fn, a, b, xtol=1e-14, rtol=1e-14)))
+    if vals_g[-1] == 0.0:
+        roots.append(float(grid[-1]))
+    return EliminationCriticalSet(chart, fit, False, tuple(roots), cnum)

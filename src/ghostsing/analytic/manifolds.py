@@ -28,8 +28,10 @@ from ghostsing.analytic.manifold_fit import (
     ALPHA,
     BestFit,
     CriticalityProof,
+    EliminationCriticalSet,
     best_fit,
     criticality_proof,
+    elimination_critical_set,
     evaluate_extra,
     exact_best_fit,
     is_identically_zero,
@@ -52,9 +54,10 @@ from ghostsing.analytic.milnor import (
 )
 
 __all__ = [
-    "ALPHA", "KINDS", "AmariK", "BestFit", "Chart", "CriticalLine", "CriticalityProof", "MilnorInterval",
-    "PlaneFlow", "amari_K", "amari_K_expr", "best_fit", "block_spectrum", "chart", "critical_line",
-    "criticality_proof", "elimination", "elimination_plane_flow", "evaluate_extra", "exact_best_fit",
-    "is_identically_zero", "line_jacobian", "linear_dependence", "milnor_interval", "overlap",
-    "overlap_plane_flow", "parent_spec", "transverse_eigenvalues", "transverse_hessian",
+    "ALPHA", "AmariK", "BestFit", "Chart", "CriticalLine", "CriticalityProof", "EliminationCriticalSet",
+    "KINDS", "MilnorInterval", "PlaneFlow", "amari_K", "amari_K_expr", "best_fit", "block_spectrum",
+    "chart", "critical_line", "criticality_proof", "elimination", "elimination_critical_set",
+    "elimination_plane_flow", "evaluate_extra", "exact_best_fit", "is_identically_zero", "line_jacobian",
+    "linear_dependence", "milnor_interval", "overlap", "overlap_plane_flow", "parent_spec",
+    "transverse_eigenvalues", "transverse_hessian",
 ]
