@@ -98,3 +98,25 @@ def test_unknown_activation_is_rejected(bad: str) -> None:
                      (gaussian.linear_average, (1, 0)), (gaussian.activation_function, (sp.Symbol("u"),))):
         with pytest.raises(ValueError, match=r"activation=.*allowed: erf, relu, linear"):
             fn(bad, *args)
+
+
+def test_relu_kernel_derivatives_and_clamping() -> None:
+    """h(x) = sqrt(1-x^2) + x (pi - acos x): its SymPy derivatives are the exact ones, and the printed
+    numerical forms stay finite one ulp past |x| = 1 (collinear vectors after rounding)."""
+    x = sp.Symbol("x", real=True)
+    h = gaussian.ArcCosKernel(x)
+    explicit = sp.sqrt(1 - x**2) + x * (sp.pi - sp.acos(x))
+    assert sp.simplify(sp.diff(h, x).rewrite(sp.acos) - sp.diff(explicit, x)) == 0
+    assert sp.simplify(sp.diff(h, x, 2).rewrite(sp.acos) - sp.diff(explicit, x, 2)) == 0
+    assert gaussian.ArcCosKernel(1) == sp.pi and gaussian.ArcCosKernel(0) == 1
+    d0, d1, d2 = (sp.lambdify(x, e, modules=mod) for e, mod in ((h, "math"), (sp.diff(h, x), "math"),
+                                                                 (sp.diff(h, x, 2), "math")))
+    for xv in (0.3, -0.7):
+        assert d0(xv) == pytest.approx(math.sqrt(1 - xv * xv) + xv * (math.pi - math.acos(xv)), rel=1e-15)
+        assert d1(xv) == pytest.approx(math.pi - math.acos(xv), rel=1e-15)
+        assert d2(xv) == pytest.approx(1 / math.sqrt(1 - xv * xv), rel=1e-15)
+    past = np.nextafter(1.0, 2.0)
+    assert d0(past) == pytest.approx(math.pi) and d1(past) == pytest.approx(math.pi)
+    assert math.isfinite(d2(past)) and math.isfinite(d2(-past))
+    hn = sp.lambdify(x, h, modules="numpy")
+    np.testing.assert_allclose(hn(np.array([-past, 0.3, past])), [0.0, d0(0.3), math.pi], atol=1e-15)

@@ -140,12 +140,14 @@ def test_student_copying_the_teacher_has_loss_sigma2_over_2(activation: str, K: 
                      v=rng.normal(size=K), B=rng.normal(size=(K, 2)))
     model = derive(spec).compile()
     theta = spec.teacher_theta()
-    # relu's arc-cosine kernel at collinear vectors (J_i = B_i) goes through sqrt(1 - x^2), x -> 1,
-    # which costs about half the double precision
-    tol = 1e-7 if activation == "relu" else 1e-13
-    assert model.loss(theta) == pytest.approx(0.7**2 / 2, abs=tol)
-    if activation != "relu":  # the teacher is a global minimum: the flow vanishes there
-        np.testing.assert_allclose(model.flow(theta), 0.0, atol=1e-13)
+    # (relu: the arc-cosine kernel is evaluated at x = c/sqrt(ab) = 1 up to rounding, clamped to [-1, 1])
+    assert model.loss(theta) == pytest.approx(0.7**2 / 2, abs=1e-13)
+    # the teacher is a global minimum: the flow vanishes there (no 0/0 for relu either)
+    np.testing.assert_allclose(model.flow(theta), 0.0, atol=1e-13)
+    # and the Jacobian there is finite and matches finite differences of the flow
+    jac = model.jacobian(theta)
+    assert np.all(np.isfinite(jac))
+    np.testing.assert_allclose(jac, central_diff(model.flow, theta, 1e-6), rtol=1e-4, atol=1e-5)
     # and the exact symbolic loss simplifies to sigma^2/2
     d = derive(spec)
     at_teacher = d.loss.subs(dict(zip(d.params, [exact(t) for t in theta], strict=True)))
