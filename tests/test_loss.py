@@ -239,6 +239,10 @@ def test_derivation_document_and_note(hessian: str, tmp_path) -> None:
     doc = latex_document("Two units & a skip_connection", sections)
     assert doc.count(r"\begin{equation*}") == doc.count(r"\end{equation*}") == 1 + P + n_hess
     assert r"Two units \& a skip\_connection" in doc and _balanced(doc)
+    from ghostsing.analytic.latex import escape_text
+
+    assert escape_text(r"a_b & $z \in [-1, 1]$, 5%") == r"a\_b \& $z \in [-1, 1]$, 5\%"
+    assert escape_text("costs $5 & more") == r"costs \$5 \& more"
     assert doc.startswith(r"\documentclass") and doc.rstrip().endswith(r"\end{document}")
     for p, rhs in zip(d.params, d.flow, strict=True):
         assert rf"\frac{{d {sp.latex(p)}}}{{dt}} = {sp.latex(rhs)}" in doc

@@ -13,7 +13,7 @@ Everything symbolic in :mod:`ghostsing.analytic` can be written out with four ca
 A *section* is an ordered mapping ``lhs -> rhs``: ``lhs`` is LaTeX (e.g. ``r"\\frac{dw_1}{dt}"``) or a
 SymPy object, ``rhs`` a SymPy object or a LaTeX string; it is rendered as the equation ``lhs = rhs``.
 A key that is the empty string (or starts with ``"%text"``) holds prose instead (a plain string, written
-as a paragraph).
+as a paragraph; LaTeX's special characters are escaped except inside ``$...$`` inline math).
 """
 
 from __future__ import annotations
@@ -36,8 +36,16 @@ _TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
 
 
 def escape_text(text: str) -> str:
-    """Escape LaTeX's special characters in running text (titles, prose)."""
-    return "".join(_TEX_SPECIALS.get(ch, ch) for ch in text)
+    """Escape LaTeX's special characters in running text (titles, prose).
+
+    Inline math between pairs of ``$`` is kept as it is (``"the line $z \\in [-1, 1]$"``); with an odd
+    number of ``$`` everything is escaped.
+    """
+    parts = text.split("$")
+    if len(parts) % 2 == 0:  # unpaired $: plain text throughout
+        parts = [text]
+    return "$".join(p if k % 2 else "".join(_TEX_SPECIALS.get(ch, ch) for ch in p)
+                    for k, p in enumerate(parts))
 
 
 def to_latex(obj: Any) -> str:

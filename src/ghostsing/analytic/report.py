@@ -78,10 +78,13 @@ def report_sections(d: Derivation, manifold_part: dict[str, Any] | None = None) 
     }
     if manifold_part is not None:
         c = manifold_part["chart"]
+        def names(symbols) -> str:
+            return ", ".join(f"${sp.latex(s)}$" for s in symbols)
+
         sections[f"Singular manifold: {c.kind}"] = {
-            "": f"{c.description}. Parent coordinates: {', '.join(s.name for s in c.parent)}; free: "
-                f"{', '.join(s.name for s in c.free)}; transverse: {', '.join(s.name for s in c.transverse)} "
-                "(the manifold is where the transverse coordinates vanish).",
+            "": f"{c.description}. Parent coordinates: {names(c.parent)}; free: {names(c.free)}; "
+                f"transverse: {names(c.transverse)} (the manifold is where the transverse coordinates "
+                "vanish).",
             **{sp.latex(s): e for s, e in manifold_part["psi"]},
         }
         sections["Inverse map"] = {sp.latex(s): e for s, e in manifold_part["phi"]}
