@@ -55,6 +55,16 @@ def test_hessian_experiment(tmp_path):
     assert 0.123456 in res2["summary"]["cifar10_d2"]["none"]["f_deg_pred"]
 
 
+def test_hessian_experiment_large_net_path_uses_slq(tmp_path):
+    # P = 266 > max_exact = 100: no exact spectrum, the SLQ estimate stands in
+    cfg = _tiny("hessian", target_loss=2.0, max_exact=100, seeds=(0,), skips=("none",))
+    res = ce.run(cfg, tmp_path, progress=False)
+    u = json.loads((tmp_path / "units" / "hessian_cifar10_d2_none_s0.json").read_text())
+    assert u["exact"] is False
+    assert u["f_deg"] == u["slq_f_deg"] and u["lambda_max"] == u["slq_lambda_max"]
+    assert res["predictions"] == []  # one skip only: no plain-vs-residual comparison
+
+
 def test_lowell_experiment(tmp_path):
     res = ce.run(_tiny("lowell"), tmp_path, progress=False)
     names = [p.name for p in res["predictions"]]
