@@ -1,5 +1,7 @@
 """Curvature experiments for ``python -m ghostsing.deepcheck``: presets ``hessian``, ``lowell`` and ``slt``.
 
+Device: ``device`` (``auto`` = CUDA when present, else CPU); all probes run on the tensors' device.
+
 Nets: deep ReLU MLPs (:class:`ghostsing.deepcheck.nets.MLP`, skips ``none`` = plain, ``identity`` = residual)
 in float64 on CIFAR images average-pooled by ``pool`` (``32/pool`` squared pixels x 3 channels, normalised
 per channel), the first ``n_train`` training images.  All training is full batch.
@@ -108,7 +110,7 @@ class CurvatureConfig:
     sgld_burnin: int = 1000
     sgld_batch: int | None = None
     threads: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -164,9 +166,10 @@ def _features(cfg: CurvatureConfig, ds: str, data_root) -> tuple[torch.Tensor, t
 
 def _net(cfg: CurvatureConfig, depth: int, skip: str, in_dim: int, n_classes: int, seed: int):
     from ghostsing.deepcheck.nets import MLP, MLPConfig  # noqa: PLC0415
+    from ghostsing.deepcheck.training import resolve_device  # noqa: PLC0415
 
     return MLP(MLPConfig(depth=depth, width=cfg.width, in_dim=in_dim, n_classes=n_classes, skip=skip),
-               seed=seed, dtype=torch.float64)
+               seed=seed, dtype=torch.float64, device=resolve_device(cfg.device))
 
 
 def _ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -219,7 +222,7 @@ def _hessian_unit(cfg, model, x, y) -> dict:
         )
     else:
         out["exact"] = False
-    res = hs.slq(hvp, fl.dim, cfg.slq_probes, cfg.slq_m, seed=0)
+    res = hs.slq(hvp, fl.dim, cfg.slq_probes, cfg.slq_m, seed=0, device=fl.theta.device)
     lm = out.get("lambda_max", res.lambda_max)
     out.update(
         slq_lambda_max=res.lambda_max,
@@ -248,7 +251,8 @@ def _lowell_unit(cfg, depth, skip, seed, x, y, n_classes) -> dict:
     loss_fn = _mse_onehot(n_classes)
     model = _net(cfg, depth, skip, x.shape[1], n_classes, seed)
     fl = hs.flat_loss(model, loss_fn, x, y)
-    lam0 = float(hs.extreme_eigenvalues(hs.make_hvp(fl.fn, fl.theta), fl.dim, 1, seed=seed)[0][0])
+    lam0 = float(hs.extreme_eigenvalues(hs.make_hvp(fl.fn, fl.theta), fl.dim, 1, seed=seed,
+                                        device=fl.theta.device)[0][0])
     eta = cfg.gd_lr if cfg.gd_lr > 0 else cfg.gd_lr_rel * 2 / lam0
     tr = gp.gradient_descent_probe(fl.fn, fl.theta, eta, cfg.epochs, probe_every=cfg.probe_every,
                                    k=cfg.top_k, seed=seed)
@@ -324,6 +328,10 @@ def run(
     data_info = {}
     for ds in cfg.datasets:
         x, y, info = _features(cfg, ds, data_root)
+        from ghostsing.deepcheck.training import resolve_device  # noqa: PLC0415
+
+        dev = resolve_device(cfg.device)
+        x, y = x.to(dev), y.to(dev)
         data_info[ds] = info
         for depth in cfg.depths:
             for skip in cfg.skips:
