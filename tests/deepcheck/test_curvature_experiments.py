@@ -36,6 +36,7 @@ def test_hessian_experiment(tmp_path):
     names = [p.name for p in res["predictions"]]
     assert any(n.startswith("plain nets have more degenerate") for n in names)
     assert any(n.startswith("plain nets have more negative") for n in names)
+    assert any(n.startswith("plain nets have more near-zero Hessian eigenvalues, absolute") for n in names)
     assert (tmp_path / res["figures"][0]).is_file()
     units = [json.loads(p.read_text()) for p in sorted((tmp_path / "units").glob("*.json"))]
     assert len(units) == 4

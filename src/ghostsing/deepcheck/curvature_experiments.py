@@ -11,7 +11,9 @@ per channel), the first ``n_train`` training images.  All training is full batch
 loss on all ``n_train`` images is diagonalised (float64) and the SLQ estimate is computed beside it.
 
 1. ``plain nets have more degenerate Hessian eigenvalues`` — ``E = f_deg(plain) - f_deg(residual) > 0``
-   with ``f_deg = #{|lambda| < tau_pred lambda_max} / P`` (Sagun et al. 2017; Orhan & Pitkow 2018);
+   with ``f_deg = #{|lambda| < tau_pred lambda_max} / P`` (Sagun et al. 2017; Orhan & Pitkow 2018), and the
+   same with an absolute threshold ``#{|lambda| < abs_tau_pred} / P`` (a relative threshold also moves with
+   ``lambda_max``);
 2. ``plain nets have more negative Hessian eigenvalues`` — ``E = f_neg(plain) - f_neg(residual) > 0``,
    ``f_neg = #{lambda < -tau_pred lambda_max} / P`` (more saddle-like curvature near the singular sets).
 
@@ -94,6 +96,7 @@ class CurvatureConfig:
     target_loss: float = 1.0
     taus: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
     tau_pred: float = 1e-3
+    abs_tau_pred: float = 1e-3
     slq_probes: int = 8
     slq_m: int = 80
     max_exact: int = 6000
@@ -218,6 +221,8 @@ def _hessian_unit(cfg, model, x, y) -> dict:
             f_deg_pred=float(hs.degeneracy_curve(ev, (cfg.tau_pred,))[0]),
             f_neg=hs.negative_fraction(ev, tol=cfg.tau_pred * lm),
             f_neg_any=hs.negative_fraction(ev),
+            f_deg_abs=float(np.mean(np.abs(ev) < cfg.abs_tau_pred)),
+            abs_quantiles=np.quantile(np.abs(ev), np.linspace(0, 1, 101)).tolist(),
             eig_hist=_log_hist(ev),
         )
     else:
@@ -386,6 +391,7 @@ def _hessian_report(cfg, units, out):
                     "f_deg_pred": [u["f_deg_pred"] for u in us],
                     "slq_f_deg_pred": [u["slq_f_deg_pred"] for u in us],
                     "f_neg": [u["f_neg"] for u in us],
+                    "f_deg_abs": [u.get("f_deg_abs") for u in us],
                     "slq_f_neg": [u["slq_f_neg"] for u in us],
                     "lambda_max": [u["lambda_max"] for u in us],
                     "trace": [u["trace"] for u in us],
@@ -406,6 +412,13 @@ def _hessian_report(cfg, units, out):
                     + ("All nets reached the target loss." if matched
                        else "NOT all nets reached the target loss."),
                     details={"matched_loss": matched}))
+                if all("f_deg_abs" in u for u in a + b):
+                    preds.append(difference_prediction(
+                        f"plain nets have more near-zero Hessian eigenvalues, absolute threshold ({tag})",
+                        [u["f_deg_abs"] for u in a], [u["f_deg_abs"] for u in b], +1,
+                        f"E = f(plain) - f(residual), f = #{{|lambda| < {cfg.abs_tau_pred:g}}}/P "
+                        "(loss units)",
+                        "as above, without the dependence on lambda_max of a relative threshold"))
                 preds.append(difference_prediction(
                     f"plain nets have more negative Hessian eigenvalues ({tag})",
                     [u["f_neg"] for u in a], [u["f_neg"] for u in b], +1,
@@ -414,18 +427,25 @@ def _hessian_report(cfg, units, out):
                     "near the singular sets of the plain net the landscape is saddle-like"))
             figs.append(_plot_hessian(cfg, g, out, f"hessian_{ds}_d{depth}.png", tag))
             md += [f"### {tag}", "",
-                   "| net | P | final loss | f_deg exact | f_deg SLQ | f_neg exact | f_neg SLQ "
-                   "| lambda_max | trace exact | trace SLQ |", "|---|---|---|---|---|---|---|---|---|---|"]
+                   "| net | P | final loss | f_deg exact | f_deg SLQ | f_abs exact | f_neg exact | f_neg SLQ "
+                   "| lambda_max | trace exact | trace SLQ |", "|" + "---|" * 11]
             for s, r in rows.items():
                 md.append(f"| {LABELS[s]} | {r['n_params']} | {np.mean(r['final_loss']):.3f} | "
                           f"{np.mean(r['f_deg_pred']):.3f} | {np.mean(r['slq_f_deg_pred']):.3f} | "
+                          f"{_mean_or_na(r['f_deg_abs'])} | "
                           f"{np.mean(r['f_neg']):.3f} | {np.mean(r['slq_f_neg']):.3f} | "
                           f"{np.mean(r['lambda_max']):.3g} | {np.mean(r['trace']):.4g} | "
                           f"{np.mean(r['slq_trace']):.4g} |")
-            md += ["", f"Means over {len(cfg.seeds)} seeds; tau = {cfg.tau_pred:g}; SLQ: {cfg.slq_probes} "
+            md += ["", f"Means over {len(cfg.seeds)} seeds; tau = {cfg.tau_pred:g} (f_abs: |lambda| < "
+                   f"{cfg.abs_tau_pred:g}); SLQ: {cfg.slq_probes} "
                    f"probes x {cfg.slq_m} Lanczos steps (large-net estimate, checked here against exact).",
                    ""]
     return preds, figs, summary, "\n".join(md)
+
+
+def _mean_or_na(v: list) -> str:
+    v = [x for x in v if x is not None]
+    return f"{np.mean(v):.3f}" if v else "n/a"
 
 
 def _plot_hessian(cfg, g, out, fname, tag) -> str:
