@@ -93,7 +93,8 @@ class ModelSpec:
         M = _check_int("M", self.M, 1, MAX_UNITS)
         N = _check_int("N", self.N, 1, None)
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation={self.activation!r} is not known; allowed: {', '.join(ACTIVATIONS)}")
+            allowed = ", ".join(ACTIVATIONS)
+            raise ValueError(f"activation={self.activation!r} is not known; allowed: {allowed}")
         alpha = self._check_nonneg("alpha", self.alpha)
         sigma = self._check_nonneg("sigma", self.sigma)
 
