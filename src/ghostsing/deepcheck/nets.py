@@ -293,8 +293,11 @@ class BatchedMLP(nn.Module):
         h = torch.relu(torch.baddbmm(self.b_in.unsqueeze(1), x, self.w_in.transpose(1, 2)))
         hs, branches = [h], [h]
         total = h  # running sum of h_1..h_{l-1} for the hyper skip (O(depth) instead of re-stacking)
+        # unbind once: indexing w_hid[:, i] per layer would make every layer's backward allocate and
+        # fill a zero gradient of the whole (S, depth-1, w, w) tensor (O(depth^2) memory traffic)
+        w_hid, b_hid = self.w_hid.unbind(1), self.b_hid.unbind(1)
         for i in range(self.cfg.depth - 1):
-            a = torch.relu(torch.baddbmm(self.b_hid[:, i].unsqueeze(1), h, self.w_hid[:, i].transpose(1, 2)))
+            a = torch.relu(torch.baddbmm(b_hid[i].unsqueeze(1), h, w_hid[i].transpose(1, 2)))
             branches.append(a)
             if self.mode == "hyper":
                 h = a + total / (i + 1)
