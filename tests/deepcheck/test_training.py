@@ -131,3 +131,19 @@ def test_bad_train_config():
         TrainConfig(optimizer="lbfgs")
     with pytest.raises(ValueError, match="batch_size=0"):
         TrainConfig(batch_size=0)
+
+
+def test_eval_train_records_whole_set_loss():
+    from ghostsing.deepcheck.training import evaluate
+
+    x, y, xt, yt = _data()
+    cfg = MLPConfig(depth=2, width=8, in_dim=20, n_classes=4)
+    model = BatchedMLP(cfg, [0, 1], dtype=torch.float64)
+    res = train(model, x, y, xt, yt, TrainConfig(optimizer="adam", lr=0.01, epochs=2, batch_size=16,
+                                                  eval_train=True), progress=False)
+    loss, acc = evaluate(model, x, y)
+    np.testing.assert_allclose(res.history["train_loss_eval"][-1], loss, rtol=1e-12)
+    np.testing.assert_allclose(res.history["train_acc_eval"][-1], acc, rtol=1e-12)
+    off = train(BatchedMLP(cfg, [0, 1], dtype=torch.float64), x, y, xt, yt,
+                TrainConfig(optimizer="adam", lr=0.01, epochs=2, batch_size=16), progress=False)
+    assert np.all(np.isnan(off.history["train_loss_eval"][1:]))

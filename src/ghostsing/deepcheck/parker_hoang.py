@@ -5,10 +5,11 @@ Both nets (:func:`~ghostsing.deepcheck.nets.parker_hoang_cnn`, 418,794 parameter
 CIFAR-10 training images with RMSprop and mini-batches of 64, all seeds of one net batched with
 ``vmap``. The report's claims, as predictions over seeds:
 
-1. ``residual CNN reaches lower training loss`` — ``E = mean L(cnn) - mean L(resnet) > 0`` (final
-   cross-entropy on the training subset, evaluation mode, i.e. without dropout);
-2. ``residual CNN reaches higher test accuracy`` — ``E = mean acc(resnet) - mean acc(cnn) > 0``
-   (the report calls the margin negligible).
+1. ``residual CNN reaches lower training loss`` — ``E = mean L(cnn) - mean L(resnet) > 0``, ``L`` the
+   cross-entropy on the whole training subset in evaluation mode (no dropout) averaged over the last
+   ``max(1, epochs // 5)`` epochs (single epochs spike under RMSprop);
+2. ``residual CNN reaches higher test accuracy`` — ``E = mean acc(resnet) - mean acc(cnn) > 0``, the
+   test accuracy averaged over the same epochs (the report calls the margin negligible).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def run(
         momentum=cfg.momentum,
         rms_alpha=cfg.rms_alpha,
         eps=cfg.eps,
+        eval_train=True,
     )
     runs = {}
     for name in cfg.models:
@@ -82,15 +84,21 @@ def run(
             "wall_time_s": res.wall_time_s,
         }
     preds = []
+    k = max(1, cfg.epochs // 5)  # average the last k epochs: RMSprop makes single epochs spiky
     if "cnn" in runs and "resnet" in runs:
         c, r = runs["cnn"], runs["resnet"]
+
+        def last(run, key):
+            return np.nanmean(run["history"][key][-k:], axis=0)
+
         preds.append(
             difference_prediction(
                 "residual CNN reaches lower training loss than the plain CNN [parker-hoang]",
-                c["final_train_loss"],
-                r["final_train_loss"],
+                last(c, "train_loss_eval"),
+                last(r, "train_loss_eval"),
                 +1,
-                "mean final training loss (eval mode) of the plain CNN - of the residual CNN",
+                f"mean over seeds of the eval-mode training loss averaged over the last {k} epochs: "
+                "plain CNN - residual CNN",
                 f"After {cfg.epochs} epochs of RMSprop on {len(y_tr)} CIFAR-10 images the residual CNN "
                 "(223,242 parameters) fits the training set better than the plain CNN (418,794).",
             )
@@ -98,10 +106,10 @@ def run(
         preds.append(
             difference_prediction(
                 "residual CNN reaches higher test accuracy than the plain CNN [parker-hoang]",
-                r["history"]["test_acc"][-1],
-                c["history"]["test_acc"][-1],
+                last(r, "test_acc"),
+                last(c, "test_acc"),
                 +1,
-                "mean final test accuracy of the residual CNN - of the plain CNN",
+                f"mean over seeds of the test accuracy averaged over the last {k} epochs: residual - plain",
                 "The residual CNN generalises at least as well (the 2022 report: by a negligible margin).",
             )
         )
@@ -110,7 +118,7 @@ def run(
         out / name,
         {f"{k} ({v['n_params']:,} params)": v["history"] for k, v in runs.items()},
         f"2022 CNNs on {len(y_tr)} CIFAR-10 images",
-        metrics=("train_loss", "train_acc", "test_loss", "test_acc"),
+        metrics=("train_loss", "train_loss_eval", "test_loss", "test_acc"),
     )
     lines = [
         "## Runs",

@@ -167,6 +167,8 @@ def plot_training_curves(
         "train_loss": "training loss (cross-entropy, nats)",
         "test_loss": "test loss (nats)",
         "train_acc": "training accuracy",
+        "train_loss_eval": "training loss, eval mode (nats)",
+        "train_acc_eval": "training accuracy, eval mode",
         "test_acc": "test accuracy",
     }
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), layout="constrained")

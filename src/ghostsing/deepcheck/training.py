@@ -35,12 +35,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "rmsprop")
-HISTORY_KEYS: tuple[str, ...] = ("train_loss", "train_acc", "test_loss", "test_acc")
+HISTORY_KEYS: tuple[str, ...] = (
+    "train_loss", "train_acc", "test_loss", "test_acc", "train_loss_eval", "train_acc_eval",
+)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimiser and schedule. ``batch_size=None``: full batch. ``probe_epochs``: epochs to probe at.
+
+    ``train_loss`` / ``train_acc`` are running means over an epoch's mini-batches (training mode, so
+    with dropout); ``eval_train=True`` also records ``train_loss_eval`` / ``train_acc_eval``, the whole
+    training set in evaluation mode at every evaluated epoch (one extra forward pass).
 
     ``rms_alpha`` is RMSprop's smoothing constant (PyTorch ``alpha``, Keras ``rho``); ``eps`` the
     denominator constant of Adam / RMSprop.
@@ -55,6 +61,7 @@ class TrainConfig:
     eps: float = 1e-8
     eval_every: int = 1
     probe_epochs: tuple[int, ...] = ()
+    eval_train: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -217,6 +224,7 @@ def train(
         torch.manual_seed(rng_seed)
         tl, ta = evaluate(model, x_train, y_train)
         hist["train_loss"][0], hist["train_acc"][0] = torch.from_numpy(tl), torch.from_numpy(ta)
+        hist["train_loss_eval"][0], hist["train_acc_eval"][0] = hist["train_loss"][0], hist["train_acc"][0]
         vl, va = evaluate(model, x_test, y_test)
         hist["test_loss"][0], hist["test_acc"][0] = torch.from_numpy(vl), torch.from_numpy(va)
         if probe_fn is not None and 0 in cfg.probe_epochs:
@@ -272,6 +280,11 @@ def train(
             vl, va = evaluate(model, x_test, y_test)
             vl[~alive.numpy()] = np.nan
             hist["test_loss"][epoch], hist["test_acc"][epoch] = torch.from_numpy(vl), torch.from_numpy(va)
+            if cfg.eval_train:
+                tl, ta = evaluate(model, x_train, y_train)
+                tl[~alive.numpy()] = np.nan
+                hist["train_loss_eval"][epoch] = torch.from_numpy(tl)
+                hist["train_acc_eval"][epoch] = torch.from_numpy(ta)
         if probe_fn is not None and epoch in cfg.probe_epochs:
             probes[epoch] = probe_fn(model)
         if progress:
