@@ -13,7 +13,8 @@ tridiagonal), installed only here.
 
 Reference: the exact float64 Hessian (``ghostsing.deepcheck.probes.hessian.exact_spectrum``).  Reported:
 top-5 eigenvalues (relative error), trace (error in units of the estimator's standard error), SLQ density
-moments, wall times and speed ratios.  Usage: ``python benchmarks/bench_hessian.py [--json out.json]``.
+moments, wall times and speed ratios.
+Usage: ``python benchmarks/bench_hessian.py [--json out.json] [--only-trace]``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,85 @@ def _timed(f):
     return out, time.perf_counter() - t
 
 
+def _exact_trace(model, crit, x, y, chunk: int = 256) -> float:
+    """``tr H = sum_i e_i^T H e_i`` in float64 from batched HVPs with unit vectors (no eigendecomposition)."""
+    fl64 = hs.flat_loss(model, crit, x, y, dtype=torch.float64)
+    hvp = hs.make_hvp(fl64.fn, fl64.theta, method="jvp")
+    eye = torch.eye(fl64.dim, dtype=torch.float64)
+    tot = 0.0
+    for i in range(0, fl64.dim, chunk):
+        tot += float(torch.diagonal(hvp(eye[i : i + chunk]), offset=i).sum())
+    return tot
+
+
+def _trace_comparison(ph, fl, exact_trace: float, reps: int, block: int, probes: int = 0,
+                      compiled: bool = False) -> dict:
+    """Hutchinson trace, ghostsing vs PyHessian at the probe count PyHessian's own stopping rule picks.
+
+    Times are medians over ``reps`` interleaved repeats (PyHessian re-run with ``maxIter=n, tol=0``, i.e.
+    exactly ``n`` probes).  ghostsing's times include building its HVP closure; PyHessian's exclude its
+    constructor (which builds the gradient graph), as before.
+    """
+    ph_trace = ph.trace(maxIter=100, tol=1e-3) if probes <= 0 else ph.trace(maxIter=probes, tol=0.0)
+    n = len(ph_trace)
+    ph_tr = np.array(ph_trace, dtype=np.float64)
+    ph_se = float(ph_tr.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    d = fl.dim
+
+    def ours(method: str, b: int):
+        return hs.hutchinson_trace(hs.make_hvp(fl.fn, fl.theta, method=method), d, max(n, 2), batch=b,
+                                   dtype=torch.float32, seed=0)
+
+    variants = {"ours_jvp_batched": ("jvp", block), "ours_db_batched": ("double_backward", block),
+                "ours_db_sequential": ("double_backward", 1)}
+    times: dict[str, list[float]] = {k: [] for k in ["pyhessian", *variants]}
+    ests = {}
+    for _ in range(reps):
+        times["pyhessian"].append(_timed(lambda: ph.trace(maxIter=n, tol=0.0))[1])
+        for k, (m, b) in variants.items():
+            ests[k], t = _timed(lambda m=m, b=b: ours(m, b))
+            times[k].append(t)
+    if compiled:  # opt-in: torch.compile (inductor, C++ codegen) of the batched jvp HVP; one-time compile
+        chvp = torch.compile(hs.make_hvp(fl.fn, fl.theta, method="jvp"))
+        warm, t_first = _timed(lambda: hs.hutchinson_trace(chvp, d, max(n, 2), batch=block,
+                                                           dtype=torch.float32, seed=0))
+        times["ours_jvp_batched_compiled"] = [
+            _timed(lambda: hs.hutchinson_trace(chvp, d, max(n, 2), batch=block, dtype=torch.float32,
+                                               seed=0))[1] for _ in range(reps)]
+        variants["ours_jvp_batched_compiled"] = ("compiled", block)
+        ests["ours_jvp_batched_compiled"] = warm
+        compile_s = t_first
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    tr = ests["ours_jvp_batched"]
+    res = dict(
+        pyhessian_trace=float(ph_tr.mean()), pyhessian_trace_probes=n, pyhessian_trace_stderr=ph_se,
+        pyhessian_trace_z=(ph_tr.mean() - exact_trace) / ph_se, pyhessian_trace_s=med["pyhessian"],
+        ours_trace=tr.mean, ours_trace_stderr=tr.stderr, ours_trace_z=(tr.mean - exact_trace) / tr.stderr,
+        ours_trace_s=med["ours_jvp_batched"], trace_block=block, trace_timing_reps=reps,
+        trace_times_median_s=med,
+        trace_batched_vs_sequential_max_abs_diff=float(np.abs(ests["ours_db_batched"].samples
+                                                              - ests["ours_db_sequential"].samples).max()),
+        trace_jvp_vs_db_max_abs_diff=float(np.abs(tr.samples - ests["ours_db_sequential"].samples).max()),
+    )
+    if compiled:
+        res.update(compiled_first_call_incl_compile_s=compile_s,
+                   compiled_vs_eager_max_abs_diff=float(np.abs(ests["ours_jvp_batched_compiled"].samples
+                                                               - tr.samples).max()))
+    res["speedup_trace_vs_pyhessian"] = med["pyhessian"] / med["ours_jvp_batched"]
+    res["speedup_trace_vs_pyhessian_by_variant"] = {k: med["pyhessian"] / med[k] for k in variants}
+    hvp = hs.make_hvp(fl.fn, fl.theta, method="jvp")
+    pp, t_pp = _timed(lambda: hs.hutchpp_trace(hvp, d, max(n, 6), dtype=torch.float32, seed=0))
+    res.update(ours_hutchpp_trace=pp.mean, ours_hutchpp_s=t_pp)
+    # accuracy at matched HVP count over repeats: RMS error of Hutchinson (as PyHessian) vs Hutch++
+    rr = 10
+    e_h = [hs.hutchinson_trace(hvp, d, n, dtype=torch.float32, seed=s).mean - exact_trace for s in range(rr)]
+    e_pp = [hs.hutchpp_trace(hvp, d, max(n, 6), dtype=torch.float32, seed=s).mean - exact_trace
+            for s in range(rr)]
+    res.update(trace_rms_err_hutchinson=float(np.sqrt(np.mean(np.square(e_h)))),
+               trace_rms_err_hutchpp=float(np.sqrt(np.mean(np.square(e_pp)))), trace_repeats=rr)
+    return res
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=24)
@@ -76,6 +156,16 @@ def main() -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-steps", type=int, default=300)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--only-trace", action="store_true",
+                    help="only the trace comparison (exact trace from unit-vector HVPs, no spectrum)")
+    ap.add_argument("--reps", type=int, default=7, help="interleaved timing repeats for the trace")
+    ap.add_argument("--trace-block", type=int, default=32, help="probes per batched HVP")
+    ap.add_argument("--trace-probes", type=int, default=0,
+                    help="probe count for both (0: where PyHessian's tol=1e-3 rule stops)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time torch.compile of the batched HVP (trace only; compile time reported)")
+    ap.add_argument("--exact-trace", type=float, default=None,
+                    help="reuse a known exact trace (from an earlier run) instead of recomputing it")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from pyhessian import hessian as PyHessian
@@ -91,6 +181,21 @@ def main() -> dict:
         opt.step()
     crit = torch.nn.CrossEntropyLoss()
     out: dict = {"data": src, "batch": a.batch, "threads": a.threads, "device": "cpu", "dtype": "float32"}
+    if a.only_trace:
+        fl = hs.flat_loss(model, crit, x, y)
+        if a.exact_trace is None:
+            exact, t_exact = _timed(lambda: _exact_trace(model, crit, x, y))
+        else:
+            exact, t_exact = a.exact_trace, float("nan")
+        out.update(P=fl.dim, exact_trace=exact, exact_trace_s=t_exact)
+        model.zero_grad(set_to_none=True)
+        ph = PyHessian(model, crit, data=(x, y), cuda=False)
+        out.update(_trace_comparison(ph, fl, exact, a.reps, a.trace_block, a.trace_probes, a.compile))
+        print(json.dumps(out, indent=2))
+        if a.json:
+            with open(a.json, "w") as fh:
+                json.dump(out, fh, indent=2)
+        return out
 
     fl64 = hs.flat_loss(model, crit, x, y, dtype=torch.float64)
     ev, t_exact = _timed(lambda: hs.exact_spectrum(fl64.fn, fl64.theta))
@@ -113,27 +218,8 @@ def main() -> dict:
     ph_top = np.array(ph_top)
     out.update(pyhessian_setup_s=t_ph_setup, pyhessian_top5_s=t_ph_top, pyhessian_top5=ph_top.tolist(),
                pyhessian_top5_relerr=(np.abs(ph_top - top_ref) / np.abs(top_ref)).tolist())
-    ph_trace, t_ph_trace = _timed(lambda: ph.trace(maxIter=100, tol=1e-3))
-    n_probes = len(ph_trace)
-    ph_tr = np.array(ph_trace, dtype=np.float64)
-    tr, t_tr = _timed(lambda: hs.hutchinson_trace(hvp, fl.dim, max(n_probes, 2), batch=16,
-                                                  dtype=torch.float32, seed=0))
-    ph_se = float(ph_tr.std(ddof=1) / np.sqrt(n_probes)) if n_probes > 1 else float("nan")
-    out.update(pyhessian_trace=float(ph_tr.mean()), pyhessian_trace_probes=n_probes,
-               pyhessian_trace_stderr=ph_se, pyhessian_trace_s=t_ph_trace,
-               pyhessian_trace_z=(ph_tr.mean() - out["exact_trace"]) / ph_se,
-               ours_trace=tr.mean, ours_trace_stderr=tr.stderr, ours_trace_s=t_tr,
-               ours_trace_z=(tr.mean - out["exact_trace"]) / tr.stderr)
-    pp, t_pp = _timed(lambda: hs.hutchpp_trace(hvp, fl.dim, max(n_probes, 6), dtype=torch.float32, seed=0))
-    out.update(ours_hutchpp_trace=pp.mean, ours_hutchpp_s=t_pp)
-    # accuracy at matched HVP count over repeats: RMS error of Hutchinson (as PyHessian) vs Hutch++
-    reps = 10
-    e_h = [hs.hutchinson_trace(hvp, fl.dim, n_probes, dtype=torch.float32, seed=s).mean - out["exact_trace"]
-           for s in range(reps)]
-    e_pp = [hs.hutchpp_trace(hvp, fl.dim, max(n_probes, 6), dtype=torch.float32, seed=s).mean
-            - out["exact_trace"] for s in range(reps)]
-    out.update(trace_rms_err_hutchinson=float(np.sqrt(np.mean(np.square(e_h)))),
-               trace_rms_err_hutchpp=float(np.sqrt(np.mean(np.square(e_pp)))), trace_repeats=reps)
+    out.update(_trace_comparison(ph, fl, out["exact_trace"], a.reps, a.trace_block, a.trace_probes,
+                                 a.compile))
     (ph_nodes, ph_w), t_ph_dens = _timed(lambda: ph.density(iter=100, n_v=1))
     ph_nodes, ph_w = np.array(ph_nodes), np.array(ph_w)
     res, t_dens = _timed(lambda: hs.slq(hvp, fl.dim, n_probes=1, m=100, dtype=torch.float32, seed=0))
@@ -154,7 +240,6 @@ def main() -> dict:
                ours_vs_eigsh_top5_reldiff=(np.abs(top - vals) / np.abs(vals)).tolist())
     out["speedup_top5_vs_pyhessian"] = t_ph_top / (t_top + t_setup)
     out["speedup_top5_vs_eigsh"] = t_eigsh / t_top
-    out["speedup_trace_vs_pyhessian"] = t_ph_trace / t_tr
     out["speedup_density_vs_pyhessian"] = t_ph_dens / t_dens
     print(json.dumps(out, indent=2))
     if a.json:
