@@ -81,7 +81,7 @@ def test_bad_settings_exit_2_with_message(tmp_path, capsys, argv, message):
         import torch
 
         if torch.cuda.is_available():
-            pytest.skip("CUDA present")
+            pytest.skip(reason="CUDA present: the no-CUDA error path cannot be exercised")
     assert main([*argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
 
