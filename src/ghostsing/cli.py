@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and friends: not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
