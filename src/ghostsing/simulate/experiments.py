@@ -39,12 +39,15 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sympy as sp
 from scipy.optimize import minimize
 
+from ghostsing.analytic import manifold_coords
 from ghostsing.models import ModelSpec
 from ghostsing.simulate.plateau import (
     PlateauConfig,
@@ -108,6 +111,13 @@ def _unit(e: Sequence[float], N: int) -> np.ndarray:
     return e / np.linalg.norm(e)
 
 
+def _parent_maps(chart: manifold_coords.Chart) -> tuple[Callable, Callable]:
+    """Numeric ``theta = psi(xi)`` and ``d theta / d parent`` of a chart (lambdified from its SymPy maps)."""
+    coords = list(chart.coords)
+    return (sp.lambdify(coords, list(chart.psi), "numpy"),
+            sp.lambdify(coords, chart.dpsi[:, : chart.n_parent], "numpy"))
+
+
 @dataclass(frozen=True)
 class OverlapPlane:
     """The ``(z, |u|)`` plane of the overlap of units 1 and 2 of a K = 2 student (module docstring).
@@ -129,21 +139,21 @@ class OverlapPlane:
     def n_fast(self) -> int:
         return 1 + self.spec.N
 
+    @cached_property
+    def _maps(self) -> tuple[Callable, Callable]:
+        return _parent_maps(manifold_coords.overlap(self.spec, 0, 1))
+
+    def _xi(self, q: np.ndarray, a: float, b: float) -> np.ndarray:
+        # the overlap chart's coordinates: parent (w, Jbar), free z, transverse u
+        return np.concatenate([q, [a], b * self.e])
+
     def theta(self, q: np.ndarray, a: float, b: float) -> np.ndarray:
-        """``theta(q, z=a, |u|=b)`` (flat ModelSpec order)."""
-        w, Jb = q[0], q[1:]
-        u = b * self.e
-        return np.concatenate([[w * (1 + a) / 2, w * (1 - a) / 2],
-                               Jb + (1 - a) / 2 * u, Jb - (1 + a) / 2 * u])
+        """``theta(q, z=a, |u|=b)`` (flat ModelSpec order), by the overlap chart's map ``psi``."""
+        return np.asarray(self._maps[0](*self._xi(q, a, b)), dtype=np.float64)
 
     def dtheta_dq(self, a: float, b: float) -> np.ndarray:
         """``d theta / d q`` (P x (1 + N)); theta is affine in q at fixed (a, b)."""
-        N = self.spec.N
-        M = np.zeros((2 + 2 * N, 1 + N))
-        M[0, 0], M[1, 0] = (1 + a) / 2, (1 - a) / 2
-        M[2:2 + N, 1:] = np.eye(N)
-        M[2 + N:, 1:] = np.eye(N)
-        return M
+        return np.asarray(self._maps[1](*self._xi(np.zeros(self.n_fast), a, b)), dtype=np.float64)
 
     def coords(self, theta: np.ndarray) -> np.ndarray:
         """``(z, |u|)`` of states ``theta`` (..., P) -> (..., 2)."""
@@ -184,15 +194,21 @@ class EliminationPlane:
     def n_fast(self) -> int:
         return 1 + self.spec.N
 
+    @cached_property
+    def _maps(self) -> tuple[Callable, Callable]:
+        return _parent_maps(manifold_coords.elimination(self.spec, 1, "w"))
+
+    def _xi(self, q: np.ndarray, a: float, b: float) -> np.ndarray:
+        # the {w_2 = 0} chart's coordinates: parent (w_1, J_1), free J_2, transverse w_2
+        return np.concatenate([q, b * self.e, [a]])
+
     def theta(self, q: np.ndarray, a: float, b: float) -> np.ndarray:
-        return np.concatenate([[q[0], a], q[1:], b * self.e])
+        """``theta(q, w_2=a, |J_2|=b)`` (flat ModelSpec order), by the elimination chart's map ``psi``."""
+        return np.asarray(self._maps[0](*self._xi(q, a, b)), dtype=np.float64)
 
     def dtheta_dq(self, a: float, b: float) -> np.ndarray:
-        N = self.spec.N
-        M = np.zeros((2 + 2 * N, 1 + N))
-        M[0, 0] = 1.0
-        M[2:2 + N, 1:] = np.eye(N)
-        return M
+        """``d theta / d q`` (P x (1 + N)); theta is affine in q at fixed (a, b)."""
+        return np.asarray(self._maps[1](*self._xi(np.zeros(self.n_fast), a, b)), dtype=np.float64)
 
     def coords(self, theta: np.ndarray) -> np.ndarray:
         theta = np.asarray(theta)
