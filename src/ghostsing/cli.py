@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ghostsing.models import ACTIVATIONS, MAX_UNITS
 
@@ -30,24 +30,24 @@ def _nonneg_float(text: str) -> float:
     return value
 
 
-def _units(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: 1..{MAX_UNITS}") from exc
-    if not 1 <= value <= MAX_UNITS:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: 1..{MAX_UNITS}")
-    return value
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
+    allowed = f"{low}..{high}" if high is not None else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: {allowed}") from exc
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: {allowed}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: >= 1") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: >= 1")
-    return value
+_units = _int_in(1, MAX_UNITS)
+_positive_int = _int_in(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
