@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 from sim_flows import quad_flow_into, quad_jac, rot_exact, rot_flow, stiff_flow, stiff_jac_into
 
 from ghostsing.simulate import Status, integrate
@@ -92,13 +93,57 @@ def test_rosenbrock_on_stiff_system_is_accurate_and_cheap():
     assert ro.njev[0] >= ro.n_accepted[0]
 
 
-@pytest.mark.parametrize("method", ["auto", "auto853"])
+# a stiff linear system with coupled slow and fast modes: y' = A3 y, y(t) = expm(A3 t) y0
+A3 = np.array([[-1.0, 0.5, 0.0], [0.0, -100.0, 1.0], [0.2, 0.0, -0.01]])
+Y3 = np.array([1.0, -2.0, 0.5])
+
+
+@njit(cache=True)
+def _lin3_flow(y, out):
+    for i in range(3):
+        out[i] = A3[i, 0] * y[0] + A3[i, 1] * y[1] + A3[i, 2] * y[2]
+
+
+@njit(cache=True)
+def _lin3_jac(y, out):
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = A3[i, j]
+
+
+@pytest.mark.parametrize(("method", "est_order"), [("rosenbrock", 3), ("rodas5p", 4)])
+def test_rosenbrock_tolerance_proportionality_and_order(method, est_order):
+    """On y' = A3 y (eigenvalues ~ -100, -1, -0.01) the global error at 41 saves (dense output) is at
+    most ~rtol and proportional to it (slope in [0.8, 1.15]), and the number of accepted steps grows
+    as rtol^(-1/(q+1)) with q the order of the error estimate (3 for RODAS, 4 for Rodas5P): the fitted
+    exponent is within 0.04 of 1/(q+1) (0.25 vs 0.2, so the two methods are told apart)."""
+    from scipy.linalg import expm
+
+    te = np.linspace(0.0, 20.0, 41)
+    exact = np.array([expm(A3 * t) @ Y3 for t in te])
+    rtols = np.array([1e-4, 1e-6, 1e-8, 1e-10])
+    errs, steps = [], []
+    for rt in rtols:
+        sol = integrate(_lin3_flow, Y3, te, method=method, jacobian=_lin3_jac, rtol=rt, atol=rt / 100)
+        assert sol.status[0] == Status.OK
+        errs.append(np.max(np.abs(sol.y[0] - exact)))
+        steps.append(sol.n_accepted[0])
+    errs, steps = np.array(errs), np.array(steps)
+    assert np.all(errs < 30 * rtols), errs
+    assert 0.8 < np.polyfit(np.log(rtols), np.log(errs), 1)[0] < 1.15, errs
+    expo = -np.polyfit(np.log(rtols), np.log(steps), 1)[0]
+    assert abs(expo - 1.0 / (est_order + 1)) < 0.04, (steps, expo)
+
+
+@pytest.mark.parametrize("method", ["auto", "auto853", "auto853+rodas5p"])
 def test_auto_switches_to_stiff_method_and_stays_accurate(method):
-    """'auto' starts explicit and switches to RODAS (t_stiff recorded) on the stiff system."""
+    """'auto' starts explicit and switches to RODAS or Rodas5P (t_stiff recorded) on the stiff system."""
+    method, _, stiff = method.partition("+")
     y0 = np.array([1.0, 1.0])
     te = np.linspace(0.0, 10.0, 11)
     exact = np.stack([np.exp(-te), np.exp(-1e4 * te)], axis=1)
-    au = integrate(stiff_flow, y0, te, method=method, jacobian=stiff_jac_into, rtol=1e-8, atol=1e-10)
+    au = integrate(stiff_flow, y0, te, method=method, jacobian=stiff_jac_into, rtol=1e-8, atol=1e-10,
+                   stiff_method=stiff or "rodas")
     dp = integrate(stiff_flow, y0, te, method="dopri5", rtol=1e-8, atol=1e-10)
     assert au.status[0] == Status.OK
     assert np.isfinite(au.t_stiff[0]) and au.t_stiff[0] < 0.1

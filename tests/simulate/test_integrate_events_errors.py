@@ -23,7 +23,7 @@ def _root(fun, a, b):
     return brentq(fun, a, b, xtol=1e-15, rtol=1e-15)
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853", "rosenbrock", "auto"])
+@pytest.mark.parametrize("method", ["dopri5", "dop853", "rosenbrock", "rodas5p", "auto"])
 def test_loss_and_radius_events_match_closed_form(method):
     """Loss L(t) = (e^{-2t} + e^{-8t})/2 crossing 0.1 and 1e-3; radius |y(t)| crossing 0.5 (the
     exact crossing times from brentq on the closed forms); located to 1e-7 relative."""
@@ -138,6 +138,9 @@ def three_args(y, out, z):
         ({"method": "rk4"}, ValueError, "step"),
         ({"method": "rosenbrock"}, ValueError, "jacobian"),
         ({"method": "rosenbrock", "jacobian": quad_jac, "step": 0.1}, ValueError, "fixed-step"),
+        ({"method": "rodas5p"}, ValueError, "jacobian"),
+        ({"method": "rodas5p", "jacobian": quad_jac, "step": 0.1}, ValueError, "fixed-step"),
+        ({"method": "auto", "jacobian": quad_jac, "stiff_method": "radau"}, ValueError, "stiff_method"),
         ({"step": -0.1}, ValueError, "step"),
         ({"t0": 1.0, "t_eval": [0.0, 1.0]}, ValueError, "t0"),
         ({"converge": (0.0, 1.0)}, ValueError, "converge"),

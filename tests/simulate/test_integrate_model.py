@@ -27,15 +27,19 @@ def reference(erf_model, erf_starts):
     return np.array(out)
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853", "auto", "auto853", "rosenbrock"])
+@pytest.mark.parametrize("method", ["dopri5", "dop853", "auto", "auto853", "rosenbrock", "rodas5p",
+                                    "auto853+rodas5p"])
 def test_states_at_t1000_match_scipy_dop853(erf_model, erf_starts, reference, method):
     """At every save time up to t = 1000 the states agree with the reference to within the requested
     tolerance, scaled: |y - y_ref| <= 20 (rtol |y_ref| + atol) componentwise. (DOP853 lands on the
     save times by default; its dense output would be off by ~41 tolerance units at t = 100 on the 4th
     start, as scipy's is: see test_dop853_is_scipys_dop853.)"""
     _, f = erf_model
-    sol = integrate(f, erf_starts, TE, rtol=RTOL, atol=ATOL, method=method)
+    meth, _, stiff = method.partition("+")
+    sol = integrate(f, erf_starts, TE, rtol=RTOL, atol=ATOL, method=meth, stiff_method=stiff or "rodas")
     assert np.all(sol.status == Status.OK)
+    if stiff:
+        assert np.all(np.isfinite(sol.t_stiff)), "the auto run never switched: the stiff method is untested"
     bound = 20 * (RTOL * np.abs(reference) + ATOL)
     err = np.abs(sol.y - reference)
     assert np.all(err <= bound), (method, np.max(err / bound))

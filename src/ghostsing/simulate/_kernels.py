@@ -32,14 +32,14 @@ FT_SCAL = types.FunctionType(types.float64(A1))  # loss(theta) / event(theta) ->
 FT_JINTO = types.FunctionType(types.void(A1, A2))  # jacobian_into(theta, out)
 FT_JRET = types.FunctionType(A2(A1))  # jacobian(theta) -> (P, P)
 
-M_EULER, M_RK4, M_DOPRI5, M_DOP853, M_RODAS, M_AUTO, M_AUTO8 = 0, 1, 2, 3, 4, 5, 6
+M_EULER, M_RK4, M_DOPRI5, M_DOP853, M_RODAS, M_AUTO, M_AUTO8, M_RODAS5 = 0, 1, 2, 3, 4, 5, 6, 7
 DOP853_STAB_RATIO = 1.8  # DOP853's real stability interval (~6) over DOPRI5's (~3.3)
 S_OK, S_CONV, S_MAXSTEPS, S_SMALL, S_NONFINITE, S_EVENT = 0, 1, 2, 3, 4, 5
 
 # iopt layout
 IO_METHOD, IO_MAXSTEPS, IO_FMODE, IO_JMODE, IO_HASLOSS, IO_HASEV = 0, 1, 2, 3, 4, 5
-IO_DIRL, IO_TERML, IO_DIRF, IO_TERMF, IO_FIXED, IO_EXACT = 6, 7, 8, 9, 10, 11
-N_IOPT = 12
+IO_DIRL, IO_TERML, IO_DIRF, IO_TERMF, IO_FIXED, IO_EXACT, IO_STIFF = 6, 7, 8, 9, 10, 11, 12
+N_IOPT = 13
 # fopt layout
 FO_T0, FO_RTOL, FO_H0, FO_HFIX, FO_HMAX, FO_CTOL, FO_CHOLD, FO_MAXABS, FO_BETA = 0, 1, 2, 3, 4, 5, 6, 7, 8
 FO_SWUP, FO_SWDOWN = 9, 10
@@ -52,6 +52,7 @@ N_STATS = 6
 DP5_A, DP5_B, DP5_E, DP5_P = tb.DP5_A, tb.DP5_B, tb.DP5_E, tb.DP5_P
 D8_A, D8_B, D8_C, D8_E3, D8_E5, D8_D = tb.D8_A, tb.D8_B, tb.D8_C, tb.D8_E3, tb.D8_E5, tb.D8_D
 RO_A, RO_C, RO_GAMMA = tb.RO_A, tb.RO_C, tb.RO_GAMMA
+R5_A, R5_C, R5_H, R5_GAMMA = tb.R5_A, tb.R5_C, tb.R5_H, tb.R5_GAMMA
 
 
 # ------------------------------------------------------------------ placeholders for absent functions
@@ -311,13 +312,19 @@ def _dop853_dense_prepare(fmode, f_into, f_ret, y, ynew, h, K, ytmp, Fd, cnt):
 
 
 @njit(cache=True)
-def _step_rodas(fmode, f_into, f_ret, y, f0, h, Kr, ytmp, ynew, Jm, W, piv, ewk, rtol, atol, cnt):
-    """One RODAS 3(4) step with the exact Jacobian Jm (already evaluated at y).
+def _step_rosenbrock(fmode, f_into, f_ret, y, f0, h, Kr, ytmp, ynew, Jm, W, piv, A, C, gamma, rtol, atol,
+                     cnt):
+    """One step of a stiffly accurate Rosenbrock method in the (a, C) form, with the exact Jacobian Jm at y.
 
-    W = I/(gamma h) - J is factorised once; 5 stage solves + 1 error solve; returns the error norm.
-    Kr rows 0..4 hold k_1..k_5."""
+    ``W = I/(gamma h) - J`` is factorised once; ``W k_0 = f(y)``; for ``s = 1 .. ns-1`` the stage argument
+    is ``u_s = y + sum_{j<s} a_sj k_j`` while ``s`` has a row in ``A`` and ``u_s = u_{s-1} + k_{s-1}``
+    after that, and ``W k_s = f(u_s) + sum_{j<s} c_sj k_j / h``.  The step is ``y1 = u_{ns-1} + k_{ns-1}``,
+    and ``k_{ns-1}`` is the embedded error estimate.  RODAS: (RO_A, RO_C, RO_GAMMA), 6 stages; Rodas5P:
+    (R5_A, R5_C, R5_GAMMA), 8 stages.  Kr rows 0..ns-1 hold the k_s.  Returns the error norm."""
     n = y.shape[0]
-    ig = 1.0 / (RO_GAMMA * h)
+    ns = C.shape[0]
+    na = A.shape[0]
+    ig = 1.0 / (gamma * h)
     for i in range(n):
         for j in range(n):
             W[i, j] = -Jm[i, j]
@@ -328,29 +335,28 @@ def _step_rodas(fmode, f_into, f_ret, y, f0, h, Kr, ytmp, ynew, Jm, W, piv, ewk,
     for i in range(n):
         Kr[0, i] = f0[i]
     _lu_solve(W, piv, Kr[0])
-    for s in range(1, 6):
-        # stage argument y + sum_j a_sj k_j (for s = 5 the "a" row is a_5j plus k_5: y_6 = y_5 + k_5)
-        for i in range(n):
-            acc = 0.0
-            if s < 5:
+    for s in range(1, ns):
+        if s < na:
+            for i in range(n):
+                acc = 0.0
                 for j in range(s):
-                    acc += RO_A[s, j] * Kr[j, i]
-            else:
-                for j in range(4):
-                    acc += RO_A[4, j] * Kr[j, i]
-                acc += Kr[4, i]
-            ytmp[i] = y[i] + acc
-        out = Kr[s] if s < 5 else ewk
+                    acc += A[s, j] * Kr[j, i]
+                ytmp[i] = y[i] + acc
+        else:
+            for i in range(n):
+                ytmp[i] += Kr[s - 1, i]
+        out = Kr[s]
         _rhs(fmode, f_into, f_ret, ytmp, out, cnt)
         for i in range(n):
             acc = 0.0
             for j in range(s):
-                acc += RO_C[s, j] * Kr[j, i]
+                acc += C[s, j] * Kr[j, i]
             out[i] += acc / h
         _lu_solve(W, piv, out)
+    e = Kr[ns - 1]
     for i in range(n):
-        ynew[i] = ytmp[i] + ewk[i]
-    err = _err_rms(ewk, y, ynew, rtol, atol)
+        ynew[i] = ytmp[i] + e[i]
+    err = _err_rms(e, y, ynew, rtol, atol)
     if not math.isfinite(err) or not _all_finite(ynew):
         return np.inf
     return err
@@ -380,7 +386,18 @@ def _dense(meth, x, h, y, ynew, f0, f1, K, Fd, out):
                 else:
                     acc *= 1.0 - x
             out[i] = y[i] + acc
-    else:  # cubic Hermite from the end points and slopes (3rd order)
+    elif meth == M_RODAS5:  # Rodas5P's 4th-order interpolant
+        x1 = 1.0 - x
+        for i in range(n):
+            q0 = 0.0
+            q1 = 0.0
+            q2 = 0.0
+            for j in range(8):
+                q0 += R5_H[0, j] * K[j, i]
+                q1 += R5_H[1, j] * K[j, i]
+                q2 += R5_H[2, j] * K[j, i]
+            out[i] = x1 * y[i] + x * (ynew[i] + x1 * (q0 + x * (q1 + x * q2)))
+    else:  # RODAS: cubic Hermite from the end points and slopes (3rd order)
         h00 = (1.0 + 2.0 * x) * (1.0 - x) * (1.0 - x)
         h10 = x * (1.0 - x) * (1.0 - x)
         h01 = x * x * (3.0 - 2.0 * x)
@@ -447,6 +464,16 @@ def _locate(chan, ls_fn, ev_fn, level, g0, g1, meth, h, y, ynew, f0, f1, K, Fd, 
 
 
 # ------------------------------------------------------------------ one trajectory
+@njit(cache=True)
+def _err_order(meth):
+    """Order of a method's error estimate (the step-size controller uses err ~ h^(order + 1))."""
+    if meth == M_DOP853:
+        return 7
+    if meth == M_RODAS:
+        return 3
+    return 4  # DOPRI5, Rodas5P (and the fixed-step methods, where it is unused)
+
+
 @njit(cache=True)
 def _initial_step(fmode, f_into, f_ret, y0, f0, order, rtol, atol, hmax, tspan, ytmp, ftmp, cnt):
     """Hairer's starting step (Solving ODEs I, II.4)."""
@@ -577,12 +604,8 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
     explicit = M_DOP853 if meth0 == M_AUTO8 else M_DOPRI5
     if is_auto:
         meth = explicit
-    if meth == M_DOP853:
-        err_order = 7
-    elif meth == M_RODAS:
-        err_order = 3
-    else:
-        err_order = 4
+    stiff_meth = iopt[IO_STIFF]
+    err_order = _err_order(meth)
     if fixed:
         h = hfix
     elif fopt[FO_H0] > 0.0:
@@ -647,8 +670,12 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
             if not jac_fresh:
                 _jac(jmode, j_into, j_ret, y, Jm, cnt)
                 jac_fresh = True
-            err = _step_rodas(fmode, f_into, f_ret, y, f0, hs, K, ytmp, ynew, Jm, W, piv, ewk,
-                              rtol, atol, cnt)
+            if meth == M_RODAS5:
+                err = _step_rosenbrock(fmode, f_into, f_ret, y, f0, hs, K, ytmp, ynew, Jm, W, piv,
+                                       R5_A, R5_C, R5_GAMMA, rtol, atol, cnt)
+            else:
+                err = _step_rosenbrock(fmode, f_into, f_ret, y, f0, hs, K, ytmp, ynew, Jm, W, piv,
+                                       RO_A, RO_C, RO_GAMMA, rtol, atol, cnt)
         if fixed:
             if not math.isfinite(err):
                 status = S_NONFINITE
@@ -754,7 +781,7 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
         # -------- stiffness switch (auto)
         if is_auto and not fixed:
             sratio = DOP853_STAB_RATIO if explicit == M_DOP853 else 1.0
-            if meth != M_RODAS:
+            if meth != stiff_meth:
                 if meth == M_DOPRI5:
                     # Hairer's free estimate of h |lambda| from the last two stages ...
                     stnum = 0.0
@@ -781,8 +808,8 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
                         rho = max(rho, s)
                     go_stiff = hs * rho > sw_up * sratio
                 if go_stiff:
-                    meth = M_RODAS
-                    err_order = 3
+                    meth = stiff_meth
+                    err_order = _err_order(meth)
                     facold = 1e-4
                     iasti = 0
                     nstiffback = 0
@@ -801,7 +828,7 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
                     nstiffback += 1
                     if nstiffback >= 10:
                         meth = explicit
-                        err_order = 7 if explicit == M_DOP853 else 4
+                        err_order = _err_order(meth)
                         facold = 1e-4
                         nonsti = 0
                         iasti = 0

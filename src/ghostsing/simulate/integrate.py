@@ -11,11 +11,15 @@ iteration). Methods:
                output (3 extra right-hand sides in a step that holds a save time or an event).
 ``"rosenbrock"`` RODAS 3(4) (Hairer & Wanner): L-stable, stiffly accurate, with the exact Jacobian;
                cubic Hermite dense output.
+``"rodas5p"``  Rodas5P (Steinebach 2023): 8 stages, order 5 with an embedded order-4 error estimate,
+               L-stable, stiffly accurate, with the exact Jacobian; its own 4th-order dense output. Larger
+               steps than RODAS at tight tolerances (steps grow as rtol^(-1/5) instead of rtol^(-1/4)).
 ``"auto"``     DOPRI5, switching to RODAS where the step is stability-limited: Hairer's test
                :math:`h\,\|k_7 - k_6\| / \|y_7 - y_6\| > 3.25` firing 15 times, or, checked every
                10 accepted steps with the exact Jacobian, :math:`h \|J\|_\infty > 2.5`; back to DOPRI5
                when :math:`h \|J\|_\infty < 1.5` for 10 RODAS steps in a row (``stiff_switch``).
-               Needs ``jacobian``; without it "auto" is "dopri5".
+               Needs ``jacobian``; without it "auto" is "dopri5". ``stiff_method="rodas5p"`` switches
+               to Rodas5P instead of RODAS.
 ``"auto853"``  the same with DOP853 as the explicit method (thresholds times 1.8, the ratio of the
                two methods' real stability intervals); without ``jacobian`` it is "dop853".
 ``"rk4"``, ``"euler"``  fixed steps ``h`` (``step=``), landing exactly on every save time; ``"euler"`` is
@@ -49,8 +53,9 @@ from ghostsing.simulate.status import Status
 METHODS: dict[str, int] = {
     "euler": kn.M_EULER, "rk4": kn.M_RK4, "dopri5": kn.M_DOPRI5, "rk45": kn.M_DOPRI5,
     "dop853": kn.M_DOP853, "rosenbrock": kn.M_RODAS, "rodas": kn.M_RODAS, "auto": kn.M_AUTO,
-    "auto853": kn.M_AUTO8,
+    "auto853": kn.M_AUTO8, "rodas5p": kn.M_RODAS5,
 }
+STIFF_METHODS: dict[str, int] = {"rodas": kn.M_RODAS, "rodas5p": kn.M_RODAS5}
 _FIXED_ONLY = ("euler", "rk4")
 
 
@@ -228,6 +233,7 @@ def integrate(
     threads: int | None = None,
     parallel: bool | None = None,
     stiff_switch: tuple[float, float] = (2.5, 1.5),
+    stiff_method: str = "rodas",
     exact_saves: bool | None = None,
 ) -> Solution:
     r"""Integrate :math:`\dot\theta = F(\theta)` from ``theta0`` and save at ``t_eval``.
@@ -239,10 +245,11 @@ def integrate(
     theta0 : (P,) or (n, P) initial states (float64; non-finite rows come back with status NON_FINITE).
     t_eval : (T,) strictly increasing save times, all >= t0.
     rtol, atol : relative (> 0) and absolute (>= 0, scalar or (P,)) tolerances of the local error.
-    method : "dopri5" (default), "dop853", "rosenbrock", "auto", "auto853", "rk4", "euler" (module doc).
+    method : "dopri5" (default), "dop853", "rosenbrock", "rodas5p", "auto", "auto853", "rk4", "euler"
+        (module doc).
     loss : ``@njit`` ``L(theta) -> float``; saved losses (else NaN) and loss events.
     jacobian : ``@njit`` ``J(theta) -> (P, P)`` or ``J(theta, out)``, :math:`J = \partial F/\partial\theta`;
-        needed by "rosenbrock", "auto" and "auto853".
+        needed by "rosenbrock", "rodas5p", "auto" and "auto853".
     events : a sequence of :class:`Event` (at most one with ``fn=None`` (loss) and one with a function).
     converge : ``(grad_tol, hold_time)``: stop when :math:`\|F\|_2 <` grad_tol for a time hold_time.
     t0 : start time (default ``t_eval[0]``).
@@ -257,6 +264,8 @@ def integrate(
     stiff_switch : ("auto", "auto853") ``(up, down)``: switch DOPRI5 -> RODAS when :math:`h \|J\|_\infty >` up
         (checked every 10 accepted steps with the exact Jacobian; up = 0 disables this check and leaves
         only Hairer's test), and back when :math:`h \|J\|_\infty <` down for 10 steps in a row.
+    stiff_method : ("auto", "auto853") the stiff method switched to: "rodas" (RODAS, order 4(3), default)
+        or "rodas5p" (Rodas5P, order 5(4); fewer steps at tight tolerances, see benchmarks/).
     exact_saves : shorten adaptive steps to land on every save time, so that saved states are step
         end points, not dense-output values (default: True for "dop853"/"auto853", whose 7th-order
         dense output is not error-controlled and can be off by tens of tolerance units on long steps;
@@ -271,8 +280,10 @@ def integrate(
         meth = kn.M_DOPRI5
     if meth == kn.M_AUTO8 and jmode < 0:
         meth = kn.M_DOP853
-    if meth == kn.M_RODAS and jmode < 0:
-        raise ValueError("method='rosenbrock' needs jacobian=...; allowed: pass the generated f.jacobian")
+    if meth in (kn.M_RODAS, kn.M_RODAS5) and jmode < 0:
+        raise ValueError(f"method={method!r} needs jacobian=...; allowed: pass the generated f.jacobian")
+    if not isinstance(stiff_method, str) or stiff_method.lower() not in STIFF_METHODS:
+        raise ValueError(f"stiff_method={stiff_method!r}; allowed: {', '.join(STIFF_METHODS)}")
 
     y0 = np.asarray(theta0, dtype=np.float64)
     single = y0.ndim == 1
@@ -313,7 +324,7 @@ def integrate(
     fixed = step is not None
     if method in _FIXED_ONLY and not fixed:
         raise ValueError(f"method={method!r} is a fixed-step method; allowed: pass step=h > 0")
-    if fixed and meth in (kn.M_RODAS, kn.M_AUTO, kn.M_AUTO8):
+    if fixed and meth in (kn.M_RODAS, kn.M_RODAS5, kn.M_AUTO, kn.M_AUTO8):
         raise ValueError(f"step= (fixed-step mode) with method={method!r}; "
                          "allowed: euler, rk4, dopri5, dop853")
     hfix = _positive("step", step) if fixed else 0.0
@@ -380,6 +391,7 @@ def integrate(
     if exact_saves is None:
         exact_saves = meth in (kn.M_DOP853, kn.M_AUTO8)
     iopt[kn.IO_EXACT] = int(bool(exact_saves))
+    iopt[kn.IO_STIFF] = STIFF_METHODS[stiff_method.lower()]
     fopt = np.zeros(kn.N_FOPT)
     fopt[kn.FO_T0] = start
     fopt[kn.FO_RTOL] = rt
