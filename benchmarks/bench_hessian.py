@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
 import torch
 
 from ghostsing.deepcheck.probes import hessian as hs
+from ghostsing.deepcheck.probes import pl_trace as pl
 
 
 def _patch_torch_eig() -> None:
@@ -63,6 +65,14 @@ def _net(width: int, depth: int, seed: int = 0) -> torch.nn.Module:
     return torch.nn.Sequential(*layers)
 
 
+def _write_json(path: str, out: dict) -> None:
+    """Atomic write (tmp file + os.replace)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(out, fh, indent=2)
+    os.replace(tmp, path)
+
+
 def _timed(f):
     t = time.perf_counter()
     out = f()
@@ -81,12 +91,18 @@ def _exact_trace(model, crit, x, y, chunk: int = 256) -> float:
 
 
 def _trace_comparison(ph, fl, exact_trace: float, reps: int, block: int, probes: int = 0,
-                      compiled: bool = False) -> dict:
+                      compiled: bool = False, pl_problem=None) -> dict:
     """Hutchinson trace, ghostsing vs PyHessian at the probe count PyHessian's own stopping rule picks.
 
     Times are medians over ``reps`` interleaved repeats (PyHessian re-run with ``maxIter=n, tol=0``, i.e.
     exactly ``n`` probes).  ghostsing's times include building its HVP closure; PyHessian's exclude its
     constructor (which builds the gradient graph), as before.
+
+    ``pl_problem=(model, x, y)``: also the exact trace of a piecewise-linear net,
+    ``tr H = tr GGN = (1/N) sum_n sum_c ||grad (s_{n,c}^T z_n)||^2`` (``pl_trace``; no estimator error),
+    timed in the same interleaved loop on both of its paths (``'linear'``: per-layer ``||g||^2 ||a||^2``;
+    ``'func'``: torch.func per-sample vjps), in the benchmark's float32, plus one float64 evaluation that
+    is compared with ``exact_trace``.
     """
     ph_trace = ph.trace(maxIter=100, tol=1e-3) if probes <= 0 else ph.trace(maxIter=probes, tol=0.0)
     n = len(ph_trace)
@@ -100,12 +116,17 @@ def _trace_comparison(ph, fl, exact_trace: float, reps: int, block: int, probes:
 
     variants = {"ours_jvp_batched": ("jvp", block), "ours_db_batched": ("double_backward", block),
                 "ours_db_sequential": ("double_backward", 1)}
-    times: dict[str, list[float]] = {k: [] for k in ["pyhessian", *variants]}
+    pl_variants = {"ours_exact_pl_linear": "linear", "ours_exact_pl_func": "func"} if pl_problem else {}
+    times: dict[str, list[float]] = {k: [] for k in ["pyhessian", *variants, *pl_variants]}
     ests = {}
+    pl_vals: dict[str, float] = {}
     for _ in range(reps):
         times["pyhessian"].append(_timed(lambda: ph.trace(maxIter=n, tol=0.0))[1])
         for k, (m, b) in variants.items():
             ests[k], t = _timed(lambda m=m, b=b: ours(m, b))
+            times[k].append(t)
+        for k, m in pl_variants.items():
+            pl_vals[k], t = _timed(lambda m=m: pl.exact_trace_piecewise_linear(*pl_problem, method=m))
             times[k].append(t)
     if compiled:  # opt-in: torch.compile (inductor, C++ codegen) of the batched jvp HVP; one-time compile
         chvp = torch.compile(hs.make_hvp(fl.fn, fl.theta, method="jvp"))
@@ -135,6 +156,26 @@ def _trace_comparison(ph, fl, exact_trace: float, reps: int, block: int, probes:
                                                                - tr.samples).max()))
     res["speedup_trace_vs_pyhessian"] = med["pyhessian"] / med["ours_jvp_batched"]
     res["speedup_trace_vs_pyhessian_by_variant"] = {k: med["pyhessian"] / med[k] for k in variants}
+    if pl_problem:
+        tr64, t64 = _timed(lambda: pl.exact_trace_piecewise_linear(*pl_problem, dtype=torch.float64))
+        res.update(
+            exact_pl_trace_float32=pl_vals["ours_exact_pl_linear"],
+            exact_pl_trace_float32_func=pl_vals["ours_exact_pl_func"],
+            exact_pl_trace_float32_relerr=abs(pl_vals["ours_exact_pl_linear"] - exact_trace)
+            / abs(exact_trace),
+            exact_pl_trace_float64=tr64, exact_pl_trace_float64_s=t64,
+            exact_pl_trace_float64_relerr=abs(tr64 - exact_trace) / abs(exact_trace),
+            exact_pl_s=med["ours_exact_pl_linear"], exact_pl_func_s=med["ours_exact_pl_func"],
+            speedup_exact_pl_vs_pyhessian=med["pyhessian"] / med["ours_exact_pl_linear"],
+            speedup_exact_pl_func_vs_pyhessian=med["pyhessian"] / med["ours_exact_pl_func"],
+            pyhessian_s_per_probe=med["pyhessian"] / n,
+        )
+        # matched accuracy: PyHessian's standard error falls as s/sqrt(n); probes for a 1 % standard error
+        s1 = ph_se * np.sqrt(n)
+        n1 = int(np.ceil((s1 / (0.01 * abs(exact_trace))) ** 2))
+        res.update(pyhessian_probe_std=s1, pyhessian_probes_for_1pct_stderr=n1,
+                   pyhessian_s_for_1pct_stderr=n1 * med["pyhessian"] / n,
+                   speedup_exact_pl_vs_pyhessian_1pct=n1 * med["pyhessian"] / n / med["ours_exact_pl_linear"])
     hvp = hs.make_hvp(fl.fn, fl.theta, method="jvp")
     pp, t_pp = _timed(lambda: hs.hutchpp_trace(hvp, d, max(n, 6), dtype=torch.float32, seed=0))
     res.update(ours_hutchpp_trace=pp.mean, ours_hutchpp_s=t_pp)
@@ -190,11 +231,11 @@ def main() -> dict:
         out.update(P=fl.dim, exact_trace=exact, exact_trace_s=t_exact)
         model.zero_grad(set_to_none=True)
         ph = PyHessian(model, crit, data=(x, y), cuda=False)
-        out.update(_trace_comparison(ph, fl, exact, a.reps, a.trace_block, a.trace_probes, a.compile))
+        out.update(_trace_comparison(ph, fl, exact, a.reps, a.trace_block, a.trace_probes, a.compile,
+                                     pl_problem=(model, x, y) if pl.is_piecewise_linear(model) else None))
         print(json.dumps(out, indent=2))
         if a.json:
-            with open(a.json, "w") as fh:
-                json.dump(out, fh, indent=2)
+            _write_json(a.json, out)
         return out
 
     fl64 = hs.flat_loss(model, crit, x, y, dtype=torch.float64)
@@ -219,7 +260,7 @@ def main() -> dict:
     out.update(pyhessian_setup_s=t_ph_setup, pyhessian_top5_s=t_ph_top, pyhessian_top5=ph_top.tolist(),
                pyhessian_top5_relerr=(np.abs(ph_top - top_ref) / np.abs(top_ref)).tolist())
     out.update(_trace_comparison(ph, fl, out["exact_trace"], a.reps, a.trace_block, a.trace_probes,
-                                 a.compile))
+                                 a.compile, pl_problem=(model, x, y)))
     (ph_nodes, ph_w), t_ph_dens = _timed(lambda: ph.density(iter=100, n_v=1))
     ph_nodes, ph_w = np.array(ph_nodes), np.array(ph_w)
     res, t_dens = _timed(lambda: hs.slq(hvp, fl.dim, n_probes=1, m=100, dtype=torch.float32, seed=0))
@@ -243,8 +284,7 @@ def main() -> dict:
     out["speedup_density_vs_pyhessian"] = t_ph_dens / t_dens
     print(json.dumps(out, indent=2))
     if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(out, fh, indent=2)
+        _write_json(a.json, out)
     return out
 
 
