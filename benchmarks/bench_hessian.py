@@ -73,6 +73,16 @@ def _write_json(path: str, out: dict) -> None:
     os.replace(tmp, path)
 
 
+def _conv_net(seed: int = 0) -> torch.nn.Module:
+    """conv3x3(3->16, same) - ReLU - maxpool2 - conv3x3(16->32, same) - ReLU - global avg pool -
+    linear(32->10): P = 5,418; piecewise linear in each parameter (``--arch conv``, trace only)."""
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(32, 10))
+
+
 def _timed(f):
     t = time.perf_counter()
     out = f()
@@ -100,8 +110,9 @@ def _trace_comparison(ph, fl, exact_trace: float, reps: int, block: int, probes:
 
     ``pl_problem=(model, x, y)``: also the exact trace of a piecewise-linear net,
     ``tr H = tr GGN = (1/N) sum_n sum_c ||grad (s_{n,c}^T z_n)||^2`` (``pl_trace``; no estimator error),
-    timed in the same interleaved loop on both of its paths (``'linear'``: per-layer ``||g||^2 ||a||^2``;
-    ``'func'``: torch.func per-sample vjps), in the benchmark's float32, plus one float64 evaluation that
+    timed in the same interleaved loop on both of its paths (``'layers'``: per-layer ``||g||^2 ||a||^2``,
+    unfold / Gram identity for conv layers; ``'func'``: torch.func per-sample vjps), in the benchmark's
+    float32, plus one float64 evaluation that
     is compared with ``exact_trace``.
     """
     ph_trace = ph.trace(maxIter=100, tol=1e-3) if probes <= 0 else ph.trace(maxIter=probes, tol=0.0)
@@ -116,7 +127,7 @@ def _trace_comparison(ph, fl, exact_trace: float, reps: int, block: int, probes:
 
     variants = {"ours_jvp_batched": ("jvp", block), "ours_db_batched": ("double_backward", block),
                 "ours_db_sequential": ("double_backward", 1)}
-    pl_variants = {"ours_exact_pl_linear": "linear", "ours_exact_pl_func": "func"} if pl_problem else {}
+    pl_variants = {"ours_exact_pl_layers": "layers", "ours_exact_pl_func": "func"} if pl_problem else {}
     times: dict[str, list[float]] = {k: [] for k in ["pyhessian", *variants, *pl_variants]}
     ests = {}
     pl_vals: dict[str, float] = {}
@@ -159,14 +170,14 @@ def _trace_comparison(ph, fl, exact_trace: float, reps: int, block: int, probes:
     if pl_problem:
         tr64, t64 = _timed(lambda: pl.exact_trace_piecewise_linear(*pl_problem, dtype=torch.float64))
         res.update(
-            exact_pl_trace_float32=pl_vals["ours_exact_pl_linear"],
+            exact_pl_trace_float32=pl_vals["ours_exact_pl_layers"],
             exact_pl_trace_float32_func=pl_vals["ours_exact_pl_func"],
-            exact_pl_trace_float32_relerr=abs(pl_vals["ours_exact_pl_linear"] - exact_trace)
+            exact_pl_trace_float32_relerr=abs(pl_vals["ours_exact_pl_layers"] - exact_trace)
             / abs(exact_trace),
             exact_pl_trace_float64=tr64, exact_pl_trace_float64_s=t64,
             exact_pl_trace_float64_relerr=abs(tr64 - exact_trace) / abs(exact_trace),
-            exact_pl_s=med["ours_exact_pl_linear"], exact_pl_func_s=med["ours_exact_pl_func"],
-            speedup_exact_pl_vs_pyhessian=med["pyhessian"] / med["ours_exact_pl_linear"],
+            exact_pl_s=med["ours_exact_pl_layers"], exact_pl_func_s=med["ours_exact_pl_func"],
+            speedup_exact_pl_vs_pyhessian=med["pyhessian"] / med["ours_exact_pl_layers"],
             speedup_exact_pl_func_vs_pyhessian=med["pyhessian"] / med["ours_exact_pl_func"],
             pyhessian_s_per_probe=med["pyhessian"] / n,
         )
@@ -175,7 +186,7 @@ def _trace_comparison(ph, fl, exact_trace: float, reps: int, block: int, probes:
         n1 = int(np.ceil((s1 / (0.01 * abs(exact_trace))) ** 2))
         res.update(pyhessian_probe_std=s1, pyhessian_probes_for_1pct_stderr=n1,
                    pyhessian_s_for_1pct_stderr=n1 * med["pyhessian"] / n,
-                   speedup_exact_pl_vs_pyhessian_1pct=n1 * med["pyhessian"] / n / med["ours_exact_pl_linear"])
+                   speedup_exact_pl_vs_pyhessian_1pct=n1 * med["pyhessian"] / n / med["ours_exact_pl_layers"])
     hvp = hs.make_hvp(fl.fn, fl.theta, method="jvp")
     pp, t_pp = _timed(lambda: hs.hutchpp_trace(hvp, d, max(n, 6), dtype=torch.float32, seed=0))
     res.update(ours_hutchpp_trace=pp.mean, ours_hutchpp_s=t_pp)
@@ -205,6 +216,9 @@ def main() -> dict:
                     help="probe count for both (0: where PyHessian's tol=1e-3 rule stops)")
     ap.add_argument("--compile", action="store_true",
                     help="also time torch.compile of the batched HVP (trace only; compile time reported)")
+    ap.add_argument("--arch", choices=("mlp", "conv"), default="mlp",
+                    help="mlp: the ReLU MLP of --width/--depth; conv: a small ReLU conv net on the 8x8x3 "
+                         "images (only with --only-trace)")
     ap.add_argument("--exact-trace", type=float, default=None,
                     help="reuse a known exact trace (from an earlier run) instead of recomputing it")
     a = ap.parse_args()
@@ -213,15 +227,22 @@ def main() -> dict:
     from scipy.sparse.linalg import eigsh
 
     _patch_torch_eig()
+    if a.arch == "conv" and not a.only_trace:
+        ap.error("--arch conv needs --only-trace")
     x, y, src = _data(a.batch)
-    model = _net(a.width, a.depth)
+    if a.arch == "conv":
+        x = x.reshape(-1, 8, 8, 3).permute(0, 3, 1, 2).contiguous()  # NCHW images
+        model = _conv_net()
+    else:
+        model = _net(a.width, a.depth)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)  # a partly trained net (more realistic spectrum)
     for _ in range(a.train_steps):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
     crit = torch.nn.CrossEntropyLoss()
-    out: dict = {"data": src, "batch": a.batch, "threads": a.threads, "device": "cpu", "dtype": "float32"}
+    out: dict = {"data": src, "batch": a.batch, "threads": a.threads, "device": "cpu", "dtype": "float32",
+                 "arch": a.arch, "load_average_at_start": os.getloadavg()}
     if a.only_trace:
         fl = hs.flat_loss(model, crit, x, y)
         if a.exact_trace is None:

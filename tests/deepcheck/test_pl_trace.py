@@ -38,12 +38,13 @@ def _seq_mlp(seed: int, widths=(5, 12, 12, 3), act=nn.ReLU) -> nn.Module:
 
 
 def _conv_net(seed: int) -> nn.Module:
-    """conv - batch norm (eval, non-trivial running stats) - ReLU - maxpool - residual block - conv - avg pool
-    - dropout - linear: P = 386."""
+    """conv - batch norm (eval, non-trivial running stats) - ReLU - maxpool - residual block - dilated conv -
+    avg pool - dropout - linear: P = 306."""
     torch.manual_seed(seed)
     net = nn.Sequential(
         nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2),
-        nets._ResBlock(3), nn.Conv2d(3, 4, 3), nn.LeakyReLU(0.1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nets._ResBlock(3), nn.Conv2d(3, 4, 2, dilation=2, padding="valid"), nn.LeakyReLU(0.1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Dropout(0.3), nn.Linear(4, 3),
     ).to(F64)
     with torch.no_grad():
@@ -85,7 +86,7 @@ def test_plain_relu_mlp_trace_and_diagonal_equal_dense_hessian(loss):
     loss_fn = {"cross_entropy": CE, "mse": torch.nn.functional.mse_loss, "half_sse": _half_sse}[loss]
     if loss != "cross_entropy":
         y = torch.randn(60, 3, dtype=F64, generator=torch.Generator().manual_seed(9))
-    _assert_trace_and_diag(net, x, y, loss, loss_fn, ["func", "linear", "auto"])
+    _assert_trace_and_diag(net, x, y, loss, loss_fn, ["func", "layers", "auto"])
 
 
 @pytest.mark.parametrize("skip", ["identity", "hyper", "orthogonal", "scaled:0.5"])
@@ -93,17 +94,55 @@ def test_residual_mlp_from_nets_trace_and_diagonal(skip):
     cfg = nets.MLPConfig(depth=3, width=8, in_dim=6, n_classes=4, skip=skip, init="scaled")
     net = nets.MLP(cfg, seed=2, dtype=F64)
     x, y = _data(50, (6,), 4, 1)
-    _assert_trace_and_diag(net, x, y, "cross_entropy", CE, ["func", "linear"])
+    _assert_trace_and_diag(net, x, y, "cross_entropy", CE, ["func", "layers"])
 
 
 def test_conv_net_with_eval_batchnorm_dropout_and_resblock():
     net = _conv_net(0)
     net.train()  # the probe evaluates in eval mode and must restore the training flag
     x, y = _data(24, (2, 8, 8), 3, 2)
-    _assert_trace_and_diag(net, x, y, "cross_entropy", CE, ["func", "auto"])
+    _assert_trace_and_diag(net, x, y, "cross_entropy", CE, ["func", "layers", "auto"])
     assert net.training
-    with pytest.raises(ValueError, match="nn.Linear"):
-        pl.exact_trace_piecewise_linear(net, x, y, method="linear")
+
+
+def test_conv1d_net_with_stride_dilation_and_batchnorm1d():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv1d(2, 3, 3, stride=2, padding=1), nn.ReLU(), nn.Conv1d(3, 4, 2, dilation=2),
+                        nn.BatchNorm1d(4), nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(8, 3)).to(F64)
+    with torch.no_grad():
+        net[3].running_var.copy_(torch.tensor([0.5, 2.0, 1.0, 3.0]))
+        net[3].running_mean.copy_(torch.tensor([0.1, 0.0, -0.3, 0.2]))
+    x, y = _data(30, (2, 12), 3, 3)
+    _assert_trace_and_diag(net, x, y, "cross_entropy", CE, ["func", "layers"])
+
+
+def test_same_padding_conv_and_unused_layer_fall_back_to_per_sample_vjps():
+    """Layers the per-layer path does not handle ('same' padding; a layer never applied): 'auto' uses the
+    torch.func path and is still exact, 'layers' refuses."""
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding="same"), nn.ReLU(), nn.Flatten(), nn.Linear(48, 3)).to(F64)
+    x, y = _data(16, (2, 4, 4), 3, 4)
+    tr_h = float(torch.trace(_dense(net, CE, x, y)))
+    np.testing.assert_allclose(pl.exact_trace_piecewise_linear(net, x, y), tr_h, rtol=1e-10)
+    with pytest.raises(ValueError, match="method='layers' needs every trainable parameter"):
+        pl.exact_trace_piecewise_linear(net, x, y, method="layers")
+
+    class Unused(nn.Module):  # check=False: the caller asserts piecewise linearity
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(5, 3), nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.a(torch.relu(x))
+
+    m = Unused().to(F64)
+    x5, y5 = _data(20, (5,), 3, 5)
+    h = _dense(m, CE, x5, y5)
+    d = pl.hessian_diagonal_piecewise_linear(m, x5, y5, check=False)
+    np.testing.assert_allclose(d.numpy(), torch.diagonal(h).numpy(), rtol=1e-9, atol=1e-15)
+    assert float(d[-18:].abs().max()) == 0.0  # b's 18 parameters do not enter the loss
+    with pytest.raises(ValueError, match="exactly once"):
+        pl.exact_trace_piecewise_linear(m, x5, y5, check=False, method="layers")
 
 
 def test_soft_targets_and_index_targets_share_the_trace():
@@ -117,19 +156,17 @@ def test_soft_targets_and_index_targets_share_the_trace():
     np.testing.assert_allclose(pl.exact_trace_piecewise_linear(net, x, y), tr_h, rtol=1e-10)
 
 
-def test_linear_applied_to_sequences_falls_back_to_per_sample_gradients():
+def test_linear_applied_to_sequences():
     """A Linear on (N, T, features) inputs sums T outer products per sample, so ||g a^T||^2 = ||g||^2 ||a||^2
-    no longer holds per sample: 'auto' must use the torch.func path, 'linear' must refuse."""
+    no longer holds per sample; the per-layer path forms sum_t g_t a_t^T (diagonal) or uses the Gram
+    identity (trace)."""
     torch.manual_seed(4)
     net = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Flatten(), nn.Linear(10, 3)).to(F64)
     x, y = _data(30, (2, 3), 3, 4)
-    tr_h = float(torch.trace(_dense(net, CE, x, y)))
-    np.testing.assert_allclose(pl.exact_trace_piecewise_linear(net, x, y), tr_h, rtol=1e-10)
-    with pytest.raises(ValueError, match="exactly once"):
-        pl.exact_trace_piecewise_linear(net, x, y, method="linear")
+    _assert_trace_and_diag(net, x, y, "cross_entropy", CE, ["func", "layers"])
 
 
-@pytest.mark.parametrize("method", ["func", "linear"])
+@pytest.mark.parametrize("method", ["func", "layers"])
 def test_chunking_dtype_and_frozen_parameters(method):
     net = _seq_mlp(5)
     x, y = _data(37, (5,), 3, 5)

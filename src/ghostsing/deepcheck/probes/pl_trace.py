@@ -47,13 +47,20 @@ Computation: the ``N K`` vectors ``J_n^T s_{n,k}`` are per-sample gradients.  Tw
 * ``'func'`` (any allowed model, conv nets included): ``torch.func.vmap`` over samples of ``vjp`` applied
   to the ``K`` columns of ``S_n`` (a second ``vmap``), in chunks of ``chunk`` samples (memory
   ``chunk * K * P`` numbers);
-* ``'linear'`` (every trainable parameter belongs to an ``nn.Linear`` applied once to a 2-d input): one
-  forward pass records each layer's input ``a_n`` and pre-activation ``u_n``; one batched backward pass
-  gives ``g_{n,k} = d(s_{n,k}^T z_n)/du_n``; the per-sample gradient of the weight is ``g a^T``, whose
-  squared norm is ``||g||^2 ||a||^2`` and whose squared entries are ``g_i^2 a_j^2`` — no per-sample
-  gradient is ever formed (cost ~ ``K`` backward passes of the batch).
+* ``'layers'`` (every trainable parameter belongs to an ``nn.Linear``, an ``nn.Conv1d/2d`` with
+  ``groups=1`` and zero or integer padding, or an affine eval-mode ``nn.BatchNorm1d/2d``, each applied
+  once to the batch): one forward pass records each layer's input ``a_n`` and output ``u_n``; one
+  backward pass batched over the ``K`` columns gives ``g_{n,k} = d(s_{n,k}^T z_n)/du_n``.  A Linear on a
+  2-d input has the per-sample weight gradient ``g a^T``, with squared norm ``||g||^2 ||a||^2`` and
+  squared entries ``g_i^2 a_j^2``: no per-sample gradient is ever formed (cost ~ ``K`` backward passes of
+  the batch).  With ``T`` positions (a conv layer's output pixels via ``unfold``, or a Linear on
+  ``(N, T, features)``) the per-sample gradient is ``sum_t g_t a_t^T``; its squared norm is taken either
+  by forming it (``K T O I`` per sample) or, for the trace, by the Gram identity
+  ``||sum_t g_t a_t^T||^2 = sum_{t,t'} (g_t . g_t')(a_t . a_t')`` (``T^2 (I + K O)`` per sample),
+  whichever is cheaper.  Batch norm in eval mode: per-sample gradients ``sum_t g_t xhat_t`` (scale) and
+  ``sum_t g_t`` (shift), ``xhat`` from the running statistics.
 
-``method='auto'`` picks ``'linear'`` when it applies and ``'func'`` otherwise.
+``method='auto'`` picks ``'layers'`` when it applies and ``'func'`` otherwise.
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ __all__ = [
 ]
 
 LOSSES: tuple[str, ...] = ("cross_entropy", "mse", "half_sse")
-METHODS: tuple[str, ...] = ("auto", "func", "linear")
+METHODS: tuple[str, ...] = ("auto", "func", "layers")
 TRACE_METHODS: tuple[str, ...] = ("auto", "exact_pl", "hutchinson", "hutchpp")
 
 #: leaf modules whose forward is piecewise linear in its input and in each of its own parameters
@@ -235,67 +242,182 @@ def _prepare(model: nn.Module, inputs: Tensor, dtype: torch.dtype | None) -> _Pr
     return _Prepared(params=params, buffers=buffers, inputs=inputs)
 
 
-def _linear_layers(model: nn.Module, params: dict[str, Tensor]) -> list[tuple[str, nn.Linear]] | None:
-    """The ``nn.Linear`` modules if every trainable parameter is one of their weights / biases, else None."""
-    lins = [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear]
-    owned = set()
-    for n, m in lins:
-        for pn, _ in m.named_parameters(recurse=False):
-            owned.add(f"{n}.{pn}" if n else pn)
-    return lins if set(params) <= owned else None
+#: modules whose per-sample gradients the ``'layers'`` path forms from recorded inputs and output gradients
+_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)
+_BLOCK_NUMBERS = 1 << 22  # bound on the per-layer intermediates of one sample block (numbers)
 
 
-def _diag_linear(model, prep: _Prepared, lins, loss: str, targets, chunk: int, want_diag: bool):
-    """Hook path: per layer ``sum_{n,k} ||g_{n,k}||^2 (||a_n||^2 + 1)`` (trace) or ``g^2 (a^2)^T`` (diagonal).
+def _layer_supported(m: nn.Module) -> bool:
+    t = type(m)
+    if t is nn.Linear:
+        return True
+    if t in (nn.Conv1d, nn.Conv2d):
+        return m.groups == 1 and m.padding_mode == "zeros" and (not isinstance(m.padding, str)
+                                                                or m.padding == "valid")
+    if t in (nn.BatchNorm1d, nn.BatchNorm2d):
+        return m.affine and m.track_running_stats and m.running_mean is not None
+    return False
+
+
+def _param_layers(model: nn.Module, params: dict[str, Tensor]) -> list[tuple[str, nn.Module]] | None:
+    """Modules owning trainable parameters if all have a supported type (``_LAYER_TYPES``), else None."""
+    owners = []
+    for n, m in model.named_modules():
+        own = [f"{n}.{pn}" if n else pn for pn, _ in m.named_parameters(recurse=False)]
+        if any(o in params for o in own):
+            if not _layer_supported(m):
+                return None
+            owners.append((n, m))
+    return owners
+
+
+def _patches(m: nn.Module, a: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    """Inputs ``A (N, T, I)`` and output gradients ``G (K, N, T, O)`` of a Linear / Conv layer, so that the
+    per-sample weight gradient is ``sum_t G[k, n, t] A[n, t]^T`` (``O x I``, the weight's flattened shape)."""
+    k, n = g.shape[:2]
+    if type(m) is nn.Linear:
+        return a.reshape(n, -1, a.shape[-1]), g.reshape(k, n, -1, g.shape[-1])
+    two = type(m) is nn.Conv2d
+    pad = (0,) * (2 if two else 1) if m.padding == "valid" else tuple(m.padding)
+    if two:
+        ks, dil, st = m.kernel_size, m.dilation, m.stride
+    else:  # Conv1d as a 1 x L image
+        a = a.unsqueeze(2)
+        ks, dil, st, pad = (1, *m.kernel_size), (1, *m.dilation), (1, *m.stride), (0, *pad)
+    cols = torch.nn.functional.unfold(a, ks, dilation=dil, padding=pad, stride=st)  # (N, I, T)
+    return cols.transpose(1, 2), g.reshape(k, n, g.shape[2], -1).transpose(2, 3)
+
+
+def _layer_contrib(m: nn.Module, name: str, a: Tensor, g: Tensor, params: dict[str, Tensor],
+                   buffers: dict[str, Tensor], diag: dict[str, Tensor] | None) -> float:
+    """``sum_{n,k}`` of the squared per-sample gradients of ``m``'s trainable parameters (the trace part);
+    adds their squares elementwise into ``diag`` when given.  ``g (K, N, *out)`` = d(s_{n,k}^T z_n)/d out."""
+    pre = f"{name}." if name else ""
+    wn, bn = pre + "weight", pre + "bias"
+    k, n = g.shape[:2]
+    tot = 0.0
+    if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        c = a.shape[1]
+        shape = (1, c) + (1,) * (a.ndim - 2)
+        xhat = (a - buffers[pre + "running_mean"].view(shape)) / torch.sqrt(
+            buffers[pre + "running_var"].view(shape) + m.eps)
+        gg = g.reshape(k, n, c, -1)
+        per = {wn: (gg * xhat.reshape(n, c, -1)).sum(-1), bn: gg.sum(-1)}  # (K, N, C) each
+        for pn, v in per.items():
+            if pn in params:
+                v2 = v * v
+                tot += float(v2.sum())
+                if diag is not None:
+                    diag[pn] += v2.sum((0, 1))
+        return tot
+    A, G = _patches(m, a, g)  # (N, T, I), (K, N, T, O)
+    t, i, o = A.shape[1], A.shape[2], G.shape[3]
+    if t == 1:  # ||g a^T||^2 = ||g||^2 ||a||^2, entries g_i^2 a_j^2: nothing per-sample is formed
+        g1, a1 = G[:, :, 0], A[:, 0]
+        g2 = torch.einsum("kno,kno->no", g1, g1)  # (N, O): sum over the K columns
+        if bn in params:
+            tot += float(g2.sum())
+            if diag is not None:
+                diag[bn] += g2.sum(0)
+        if wn in params:
+            tot += float(g2.sum(1) @ torch.einsum("ni,ni->n", a1, a1))
+            if diag is not None:
+                diag[wn] += (g2.T @ (a1 * a1)).view_as(diag[wn])
+        return tot
+    if bn in params:
+        gb = G.sum(2)  # (K, N, O): per-sample bias gradients
+        gb2 = gb * gb
+        tot += float(gb2.sum())
+        if diag is not None:
+            diag[bn] += gb2.sum((0, 1))
+    if wn not in params:
+        return tot
+    ghost = diag is None and t * t * (i + k * o) < k * t * o * i
+    per_sample = k * (t * t if ghost else o * i)
+    nb = max(1, _BLOCK_NUMBERS // max(1, per_sample))
+    for lo in range(0, n, nb):
+        As, Gs = A[lo : lo + nb], G[:, lo : lo + nb]
+        if ghost:  # ||sum_t g_t a_t^T||^2 = sum_{t,t'} (g_t . g_t') (a_t . a_t')
+            tot += float(((Gs @ Gs.transpose(-1, -2)) * (As @ As.transpose(1, 2))).sum())
+        else:
+            w = Gs.transpose(-1, -2) @ As  # (K, nb, O, I) per-sample weight gradients
+            w2 = w * w
+            tot += float(w2.sum())
+            if diag is not None:
+                diag[wn] += w2.sum((0, 1)).view_as(diag[wn])
+    return tot
+
+
+def _auto_chunk_layers(model: nn.Module, prep: _Prepared) -> int:
+    """Samples per pass so that the ``K`` batched copies of every leaf module's output (what the batched
+    backward materialises) stay near ``2^22`` numbers; from one forward pass of a single sample."""
+    sizes: list[int] = []
+
+    def hook(mod, inp, out):
+        if isinstance(out, Tensor):
+            sizes.append(out.numel())
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            z = torch.func.functional_call(model, {**prep.params, **prep.buffers}, (prep.inputs[:1],))
+    finally:
+        for h in handles:
+            h.remove()
+    return max(1, _BLOCK_NUMBERS // max(1, z.numel() * (sum(sizes) + z.numel())))
+
+
+def _diag_layers(model, prep: _Prepared, layers, loss: str, targets, chunk: int, want_diag: bool):
+    """Hook path: record each parameter layer's input ``a`` and output ``u``, one backward pass batched over
+    the ``K`` columns of ``S_n`` gives ``g = d(s_{n,k}^T z_n)/du``, and :func:`_layer_contrib` forms the
+    squared per-sample gradients layer by layer.
 
     Returns ``(trace_sum, diag_dict or None)`` summed over samples (not yet divided by ``N``), or ``None``
-    when a Linear is not applied exactly once to a 2-d input (the caller then falls back to ``'func'``).
+    when a layer is not applied exactly once to the batch (the caller then falls back to ``'func'``).
     """
     params = {n: p.clone().requires_grad_(True) for n, p in prep.params.items()}
     state = {**params, **prep.buffers}
-    names = {id(m): n for n, m in lins}
-    tot = torch.zeros((), dtype=torch.float64)
+    names = {id(m): n for n, m in layers}
+    mods = dict(layers)
+    tot = 0.0
     diag = {n: torch.zeros_like(p) for n, p in params.items()} if want_diag else None
     x_all = prep.inputs
     n_all = x_all.shape[0]
     for lo in range(0, n_all, chunk):
-        rec: dict[str, list[tuple[Tensor, Tensor]]] = {n: [] for n, _ in lins}
+        xb = x_all[lo : lo + chunk]
+        rec: dict[str, list[tuple[Tensor, Tensor]]] = {n: [] for n, _ in layers}
 
         def hook(mod, inp, out, rec=rec):
             rec[names[id(mod)]].append((inp[0], out))
 
-        handles = [m.register_forward_hook(hook) for _, m in lins]
+        handles = [m.register_forward_hook(hook) for _, m in layers]
         try:
             with torch.enable_grad():
-                z = torch.func.functional_call(model, state, (x_all[lo : lo + chunk],))
+                z = torch.func.functional_call(model, state, (xb,))
         finally:
             for h in handles:
                 h.remove()
-        if any(len(v) != 1 or v[0][0].ndim != 2 for v in rec.values()):
+        nb = xb.shape[0]
+        if any(len(v) != 1 or v[0][0].ndim < 2 or v[0][0].shape[0] != nb or v[0][1].shape[0] != nb
+               or not v[0][1].requires_grad for v in rec.values()):
             return None
-        z2 = z.reshape(z.shape[0], -1)
+        if any(mods[n].training and type(mods[n]) in (nn.BatchNorm1d, nn.BatchNorm2d) for n in rec):
+            return None
+        z2 = z.reshape(nb, -1)
         if lo == 0:
-            _check_targets(None if targets is None else targets[: z.shape[0]], z2, loss)
-        s = output_hessian_factor(z2, loss)  # (n, D, K)
-        used = [(n, rec[n][0]) for n, _ in lins if rec[n][0][1].requires_grad]
-        if not used:
-            continue
-        gs = torch.autograd.grad(z2, [u for _, (_, u) in used], grad_outputs=s.permute(2, 0, 1),
+            _check_targets(None if targets is None else targets[:nb], z2, loss)
+        s = output_hessian_factor(z2, loss)  # (nb, D, K)
+        order = [n for n, _ in layers]
+        # one backward batched over the K columns (measured faster than K retained backward passes, also
+        # for conv layers, whose batched backward falls back to a loop inside vmap)
+        gs = torch.autograd.grad(z2, [rec[n][0][1] for n in order], grad_outputs=s.permute(2, 0, 1),
                                  is_grads_batched=True, allow_unused=True)
-        for (n, (a, _)), g in zip(used, gs, strict=True):
-            if g is None:
-                continue
-            g2 = (g.detach() ** 2).sum(0)  # (n, out): sum over the K columns
-            a2 = a.detach() ** 2
-            wn, bn = (f"{n}.weight" if n else "weight"), (f"{n}.bias" if n else "bias")
-            if wn in params:
-                tot += float((g2.sum(1) * a2.sum(1)).sum())
-                if want_diag:
-                    diag[wn] += g2.T @ a2
-            if bn in params:
-                tot += float(g2.sum())
-                if want_diag:
-                    diag[bn] += g2.sum(0)
+        with torch.no_grad():
+            for n, g in zip(order, gs, strict=True):
+                if g is not None:
+                    tot += _layer_contrib(mods[n], n, rec[n][0][0].detach(), g.detach(), params,
+                                          prep.buffers, diag)
     return tot, diag
 
 
@@ -354,15 +476,17 @@ def _run(model, inputs, targets, loss, *, chunk, eval_mode, dtype, check, method
     model.train(not eval_mode)
     try:
         res = None
-        lins = _linear_layers(model, prep.params) if method in ("auto", "linear") else None
-        if method == "linear" and lins is None:
-            raise ValueError("method='linear' needs every trainable parameter to belong to an nn.Linear; "
-                             "use method='func'")
-        if lins is not None:
-            res = _diag_linear(model, prep, lins, loss, targets, chunk or n_all, want_diag)
-            if res is None and method == "linear":
-                raise ValueError("method='linear' needs each nn.Linear applied exactly once to a 2-d "
-                                 "(batch, features) input; use method='func'")
+        layers = _param_layers(model, prep.params) if method in ("auto", "layers") else None
+        if method == "layers" and layers is None:
+            raise ValueError("method='layers' needs every trainable parameter to belong to an nn.Linear, "
+                             "nn.Conv1d/2d (groups=1, zero or integer padding) or an affine eval-mode "
+                             "nn.BatchNorm1d/2d; use method='func'")
+        if layers is not None:
+            res = _diag_layers(model, prep, layers, loss, targets, chunk or _auto_chunk_layers(model, prep),
+                               want_diag)
+            if res is None and method == "layers":
+                raise ValueError("method='layers' needs each parameter layer applied exactly once to the "
+                                 "batch; use method='func'")
         if res is None:
             with torch.no_grad():
                 z0 = torch.func.functional_call(model, {**prep.params, **prep.buffers}, (prep.inputs[:1],))
@@ -399,8 +523,9 @@ def exact_trace_piecewise_linear(
     outputs (squared losses, flattened per sample).  ``eval_mode=True`` evaluates the model in eval mode
     (dropout off, batch-norm running statistics; as PyHessian and :func:`flat_loss` do) and restores its
     mode.  ``dtype`` casts parameters, buffers and inputs (the model is not modified).  ``chunk``: samples
-    per batch of per-sample gradients (default: all at once on the ``'linear'`` path, ``~2^22 / (K P)`` on
-    the ``'func'`` path).  ``method``: ``'auto'`` | ``'func'`` | ``'linear'`` (module docstring).
+    per forward / backward pass (default: ``~2^22 / (K A)`` on the ``'layers'`` path, ``A`` the numbers in
+    all module outputs of one sample; ``~2^22 / (K P)`` on the ``'func'`` path).  ``method``:
+    ``'auto'`` | ``'func'`` | ``'layers'`` (module docstring).
 
     ``check=True`` refuses (``ValueError`` naming the offending module type) any model that
     :func:`is_piecewise_linear` cannot certify; ``check=False`` means *you assert piecewise linearity*
