@@ -283,6 +283,10 @@ def test_bad_inputs_give_clear_errors():
         pl.exact_trace_piecewise_linear(net, x, y, dtype=torch.int64)
     with pytest.raises(ValueError, match="no trainable parameters"):
         pl.exact_trace_piecewise_linear(nn.Sequential(nn.ReLU()), x, y)
+    seg = nn.Sequential(nn.Conv1d(2, 3, 1)).to(F64)  # (N, C, L) logits: not supported
+    for method in ("layers", "func"):
+        with pytest.raises(ValueError, match=r"shape \(N, C\)"):
+            pl.exact_trace_piecewise_linear(seg, torch.zeros(4, 2, 5, dtype=F64), method=method)
     with pytest.raises(ValueError, match=r"shape \(N, D\)"):
         pl.output_hessian_factor(torch.zeros(3), "cross_entropy")
 

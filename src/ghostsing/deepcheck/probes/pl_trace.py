@@ -186,6 +186,13 @@ def output_hessian_factor(z: Tensor, loss: str) -> Tensor:
     return scale * torch.eye(d, dtype=z.dtype, device=z.device).expand(n, d, d)
 
 
+def _check_outputs(z: Tensor, loss: str) -> None:
+    """Cross-entropy needs ``(N, C)`` logits (a softmax over more axes would be silently wrong)."""
+    if loss == "cross_entropy" and z.ndim != 2:
+        raise ValueError(f"loss='cross_entropy' needs model outputs of shape (N, C), got {tuple(z.shape)}; "
+                         "flatten the extra axes into the batch or use a squared loss")
+
+
 def _check_targets(targets: Tensor | None, z: Tensor, loss: str) -> None:
     """Targets do not enter ``G`` (``Lambda_n`` is target-free); checked so the call mirrors the loss."""
     if targets is None:
@@ -404,6 +411,7 @@ def _diag_layers(model, prep: _Prepared, layers, loss: str, targets, chunk: int,
             return None
         if any(mods[n].training and type(mods[n]) in (nn.BatchNorm1d, nn.BatchNorm2d) for n in rec):
             return None
+        _check_outputs(z, loss)
         z2 = z.reshape(nb, -1)
         if lo == 0:
             _check_targets(None if targets is None else targets[:nb], z2, loss)
@@ -427,6 +435,7 @@ def _diag_func(model, prep: _Prepared, loss: str, targets, chunk: int, want_diag
     x_all = prep.inputs
     n_all = x_all.shape[0]
     z0 = torch.func.functional_call(model, {**params, **buffers}, (x_all[:1],))
+    _check_outputs(z0, loss)
     _check_targets(None if targets is None else targets[:1], z0.reshape(1, -1), loss)
 
     def one(x_n: Tensor) -> dict[str, Tensor]:
