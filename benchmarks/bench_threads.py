@@ -1,7 +1,8 @@
 """Thread scaling of the parallel ensemble driver (1 vs 2 threads, same work, one run).
 
 Two-unit erf model with identity skips (alpha = 0.5), n trajectories to t = 1e4 at rtol 1e-8 with the
-`auto853` method (DOP853 switching to Rodas5P, the default stiff method).  Prints the wall times and the speed-up and writes benchmarks/results/threads.json.
+`auto853` method (DOP853 switching to Rodas5P, the default stiff method).  Prints the wall times and
+the speed-up and writes benchmarks/results/threads.json.
 """
 
 from __future__ import annotations
