@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +127,20 @@ def test_download_without_torchvision_or_root_is_a_clear_error(tmp_path, capsys)
         assert main(["--preset", "smoke", "--download", "--data-root", str(tmp_path), "--out",
                      str(tmp_path / "o")]) == 2
         assert "needs torchvision" in capsys.readouterr().err
+
+
+def test_shipped_toml_configs_load_and_change_only_what_they_say():
+    """Every TOML under deepcheck/ resolves against its preset; the GPU configs of the device call
+    change only what their comments say (orhan-pitkow: CIFAR-10 only; parker-hoang: nothing but the note)."""
+    from dataclasses import replace
+
+    from ghostsing.deepcheck.presets import PRESETS, load_toml
+
+    root = Path(__file__).resolve().parents[2] / "deepcheck"
+    tomls = sorted(root.rglob("*.toml"))
+    assert len(tomls) >= 5, tomls
+    cfgs = {p.name: load_toml(p) for p in tomls}
+    op = cfgs["orhan-pitkow-gpu.toml"]
+    assert op == replace(PRESETS["orhan-pitkow"], datasets=("cifar10",), note=op.note)
+    ph = cfgs["parker-hoang-gpu.toml"]
+    assert ph == replace(PRESETS["parker-hoang"], note=ph.note)
