@@ -305,3 +305,22 @@ def test_output_hessian_factor_squares_to_the_loss_hessian():
         for n in range(4):
             want = torch.func.hessian(lambda zn, n=n, ell=ell: ell(zn, n))(z[n])
             np.testing.assert_allclose((s[n] @ s[n].T).numpy(), want.numpy(), atol=1e-14)
+
+
+def test_hvp_plan_avoids_vmap_over_convolutions_and_stochastic_routes_stay_exact_in_mean():
+    """Nets with a convolution get one double backward per probe (vmap has no batching rule for
+    convolution_backward); MLPs the vmap-batched jvp. The conv route's Hutch++ and Hutchinson estimates
+    agree with the dense Hessian's trace within their standard errors, and the Hutchinson samples do
+    not depend on the block size (each probe is drawn on its own)."""
+    assert pl.hvp_plan(_seq_mlp(3)) == ("jvp", 32)
+    conv = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 16, 3))
+    assert pl.hvp_plan(conv) == ("double_backward", 1)
+    x, y = _data(24, (2, 4, 4), 3, 5)
+    x, conv = x.double(), conv.double()
+    tr_h = float(torch.trace(_dense(conv, CE, x, y)))
+    hpp = pl.hessian_trace(conv, x, y, method="hutchpp", n_probes=60, seed=3)
+    assert abs(hpp.mean - tr_h) < 5 * hpp.stderr + 1e-9
+    one = pl.hessian_trace(conv, x, y, method="hutchinson", n_probes=40, seed=4)
+    blocks = pl.hessian_trace(conv, x, y, method="hutchinson", n_probes=40, seed=4, batch=16)
+    np.testing.assert_allclose(one.samples, blocks.samples, rtol=1e-10, atol=1e-12)
+    assert abs(one.mean - tr_h) < 4 * one.stderr
