@@ -301,3 +301,10 @@ def test_hutchpp_unbiased_and_better_on_a_top_heavy_spectrum():
     assert pp.std() < 0.2 * hu.std()  # variance reduction by removing the top subspace
     with pytest.raises(ValueError, match="n_matvecs"):
         hs.hutchpp_trace(hvp, p, 4)
+    # HVP sub-blocks change nothing but the call pattern: same samples for batch = 1, 4 and whole blocks
+    whole = hs.hutchpp_trace(hvp, p, 30, seed=7)
+    for b in (1, 4):
+        np.testing.assert_allclose(hs.hutchpp_trace(hvp, p, 30, seed=7, batch=b).samples, whole.samples,
+                                   rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="batch"):
+        hs.hutchpp_trace(hvp, p, 30, batch=0)

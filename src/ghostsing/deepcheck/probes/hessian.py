@@ -429,6 +429,7 @@ def hutchpp_trace(
     dim: int,
     n_matvecs: int = 99,
     *,
+    batch: int | None = None,
     dtype: torch.dtype = torch.float64,
     device="cpu",
     seed: int | np.random.Generator | None = 0,
@@ -439,19 +440,28 @@ def hutchpp_trace(
     term exactly (``k`` HVPs), the second by Hutchinson with ``k`` Rademacher probes projected off ``Q``.
     For spectra dominated by a few large eigenvalues (deep-net Hessians) the error at ``m`` HVPs falls like
     ``1/m`` instead of ``1/sqrt(m)``.  ``stderr`` is that of the Hutchinson part given ``Q``; ``samples``
-    holds its per-probe values (shifted by the exact part).
+    holds its per-probe values (shifted by the exact part).  The ``k``-vector blocks go through ``hvp`` in
+    sub-blocks of ``batch`` rows (``None``: whole blocks; ``1``: one vector at a time).
     """
     k = n_matvecs // 3
     if k < 2:
         raise ValueError(f"n_matvecs must be >= 6, got {n_matvecs}")
+    if batch is not None and batch < 1:
+        raise ValueError(f"batch must be >= 1 or None, got {batch}")
+    step = k if batch is None else batch
+
+    def hmat(v: Tensor) -> Tensor:  # H applied to the rows of v (k, P), `step` rows per call
+        return torch.cat([hvp(v[i : i + step] if step > 1 else v[i]).reshape(-1, dim)
+                          for i in range(0, k, step)])
+
     rng = _rng(seed)
     s = _rademacher(rng, (k, dim), dtype, device)
-    q, _ = torch.linalg.qr(hvp(s).reshape(k, dim).T)  # (P, k)
-    q = q.T
-    t_top = float((q * hvp(q).reshape(k, dim)).sum())
+    q, _ = torch.linalg.qr(hmat(s).T)  # (P, k)
+    q = q.T.contiguous()
+    t_top = float((q * hmat(q)).sum())
     g = _rademacher(rng, (k, dim), dtype, device)
     g = g - (g @ q.T) @ q
-    vals = (g * hvp(g).reshape(k, dim)).sum(1).double().cpu().numpy()
+    vals = (g * hmat(g)).sum(1).double().cpu().numpy()
     return TraceEstimate(mean=t_top + float(vals.mean()), stderr=float(vals.std(ddof=1) / math.sqrt(k)),
                          samples=t_top + vals)
 

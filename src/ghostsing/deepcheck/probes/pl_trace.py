@@ -626,14 +626,9 @@ def hessian_trace(
     fl = _hs.flat_loss(model, _LOSS_FNS[loss], inputs, targets, dtype=dtype, eval_mode=eval_mode)
     hvp_method, plan_batch = hvp_plan(model)
     batch = plan_batch if batch is None else batch
-    hvp_one = _hs.make_hvp(fl.fn, fl.theta, method=hvp_method)
-
-    def hvp(v: Tensor) -> Tensor:  # rows of v in blocks of `batch` (Hutch++ passes whole blocks)
-        if v.ndim == 1 or v.shape[0] <= batch:
-            return hvp_one(v if v.ndim == 1 or v.shape[0] > 1 else v[0]).reshape(v.shape)
-        return torch.cat([hvp(v[i : i + batch]) for i in range(0, v.shape[0], batch)])
-
+    hvp = _hs.make_hvp(fl.fn, fl.theta, method=hvp_method)
     if method == "hutchinson":
         return _hs.hutchinson_trace(hvp, fl.dim, n_probes, batch=batch, dtype=fl.theta.dtype,
                                     device=fl.theta.device, seed=seed)
-    return _hs.hutchpp_trace(hvp, fl.dim, n_probes, dtype=fl.theta.dtype, device=fl.theta.device, seed=seed)
+    return _hs.hutchpp_trace(hvp, fl.dim, n_probes, batch=batch, dtype=fl.theta.dtype, device=fl.theta.device,
+                             seed=seed)
