@@ -50,9 +50,9 @@ def _atomic_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def measure_floor(f, P: int, reps: int = 200) -> dict:
-    """ns per call of f.flow_into and f.jacobian_into in a Numba loop over 1000 distinct states."""
-    fi, ji = f.flow_into, f.jacobian_into
+def _flow_floor_loop(fi):
+    """An @njit loop ``loop(Y, reps)`` calling ``fi(y, out)`` on every row of Y, reps times (the rows are
+    perturbed by 1e-12 times a running sum so that no call can be hoisted out of the loop)."""
 
     @njit
     def loop_flow(Y, reps):
@@ -66,6 +66,14 @@ def measure_floor(f, P: int, reps: int = 200) -> dict:
                 fi(y, out)
                 s += out[0]
         return s
+
+    return loop_flow
+
+
+def measure_floor(f, P: int, reps: int = 200) -> dict:
+    """ns per call of f.flow_into and f.jacobian_into in a Numba loop over 1000 distinct states."""
+    ji = f.jacobian_into
+    loop_flow = _flow_floor_loop(f.flow_into)
 
     @njit
     def loop_jac(Y, reps):
@@ -96,20 +104,7 @@ def paired_step_cost(f, P: int, samples: int = 30) -> dict:
 
     Floor: ns per f.flow_into call in a Numba loop that calls it directly (LLVM may inline it there;
     the integrator calls it through a function pointer)."""
-    fi = f.flow_into
-
-    @njit
-    def loop_flow(Y, reps):
-        out = np.empty(Y.shape[1])
-        y = np.empty(Y.shape[1])
-        s = 0.0
-        for _ in range(reps):
-            for i in range(Y.shape[0]):
-                for k in range(Y.shape[1]):
-                    y[k] = Y[i, k] + 1e-12 * s
-                fi(y, out)
-                s += out[0]
-        return s
+    loop_flow = _flow_floor_loop(f.flow_into)
 
     Y = np.random.default_rng(1).normal(scale=0.8, size=(100, P))
     te = np.array([0.0, 200.0])
