@@ -133,6 +133,18 @@ def _norm2(v):
 
 
 @njit(cache=True)
+def _inf_norm(M):
+    """``||M||_inf = max_i sum_k |M_ik|`` (an upper bound on the spectral radius)."""
+    rho = 0.0
+    for i in range(M.shape[0]):
+        s = 0.0
+        for k in range(M.shape[1]):
+            s += abs(M[i, k])
+        rho = max(rho, s)
+    return rho
+
+
+@njit(cache=True)
 def _err_rms(e, y0, y1, rtol, atol):
     """RMS norm of e_i / (atol_i + rtol max(|y0_i|, |y1_i|)) (Hairer's norm)."""
     s = 0.0
@@ -800,13 +812,7 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
                 go_stiff = iasti >= 15
                 if not go_stiff and sw_up > 0.0 and cnt[ST_ACC] % STIFF_CHECK_EVERY == 0:
                     _jac(jmode, j_into, j_ret, ynew, Jm, cnt)
-                    rho = 0.0
-                    for i in range(n):
-                        s = 0.0
-                        for k in range(n):
-                            s += abs(Jm[i, k])
-                        rho = max(rho, s)
-                    go_stiff = hs * rho > sw_up * sratio
+                    go_stiff = hs * _inf_norm(Jm) > sw_up * sratio
                 if go_stiff:
                     meth = stiff_meth
                     err_order = _err_order(meth)
@@ -818,13 +824,7 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
             else:
                 # back to the explicit method when RODAS's step is no longer much longer than what
                 # DOPRI5 could take stably: h ||J||_inf < sw_down for 10 steps in a row
-                rho = 0.0
-                for i in range(n):
-                    s = 0.0
-                    for k in range(n):
-                        s += abs(Jm[i, k])
-                    rho = max(rho, s)
-                if hs * rho < sw_down * sratio:
+                if hs * _inf_norm(Jm) < sw_down * sratio:
                     nstiffback += 1
                     if nstiffback >= 10:
                         meth = explicit
