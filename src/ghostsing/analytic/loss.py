@@ -162,8 +162,11 @@ class CompiledModel:
     """Generated Numba functions of a flat, contiguous float64 ``theta`` of length ``P``.
 
     ``loss(theta) -> float``; ``flow(theta) -> (P,)`` (``-grad L``); ``flow_into(theta, out)``;
-    ``jacobian(theta) -> (P, P)`` (``-Hess L``); ``jacobian_into(theta, out)``.  All are Numba
-    dispatchers, callable from Python and from other Numba code.
+    ``jacobian(theta) -> (P, P)`` (``-Hess L``); ``jacobian_into(theta, out)``; and the SIMD forms
+    ``flow_lanes_into(X, OUT)`` (X, OUT: flat (P * LANES,), state j in X[j::LANES]) and
+    ``jacobian_lanes_into(X, JOUT)`` (JOUT: flat (P * P * LANES,)), see
+    :mod:`ghostsing.analytic.codegen`.  All are Numba dispatchers, callable from Python and from other
+    Numba code.
     """
 
     spec: ModelSpec
@@ -173,6 +176,8 @@ class CompiledModel:
     jacobian: object
     jacobian_into: object
     source: str
+    flow_lanes_into: object = None
+    jacobian_lanes_into: object = None
 
     @property
     def n_params(self) -> int:
@@ -193,4 +198,5 @@ def compile_spec(spec: ModelSpec, derivation: Derivation | None = None) -> Compi
         )
     return CompiledModel(spec=spec, loss=module.loss, flow=module.flow, flow_into=module.flow_into,
                          jacobian=module.jacobian, jacobian_into=module.jacobian_into,
-                         source=str(module.__file__))
+                         source=str(module.__file__), flow_lanes_into=module.flow_lanes_into,
+                         jacobian_lanes_into=module.jacobian_lanes_into)
