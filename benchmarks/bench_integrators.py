@@ -9,6 +9,9 @@ rtol = 1e-8, atol = 1e-10 for every solver.
 Accuracy: the first n_ref trajectories are integrated with scipy DOP853 at rtol = 1e-13,
 atol = 1e-15; a solver's error is max over those trajectories and all saves of |y - y_ref|_inf.
 
+SIMD rows: integrate(simd=True), 16 trajectories per loop iteration in lock-step (simulate._lanes), with
+the generated flow_lanes_into / jacobian_lanes_into; the floor also reports their cost per state.
+
 Timing is one core (numba.set_num_threads(1)) unless stated; per-trajectory cost = wall time / n.
 Solvers too slow for all n trajectories run on fewer and their per-trajectory cost is extrapolated
 linearly to n (marked "extrapolated" in the table): scipy solve_ivp on n_base, the explicit-only
@@ -35,7 +38,7 @@ from numba import njit
 from scipy.integrate import solve_ivp
 
 from ghostsing import ModelSpec, __version__
-from ghostsing.analytic import derive
+from ghostsing.analytic import codegen, derive
 from ghostsing.simulate import integrate
 
 RTOL, ATOL = 1e-8, 1e-10
@@ -88,12 +91,32 @@ def measure_floor(f, P: int, reps: int = 200) -> dict:
                 s += out[0, 0]
         return s
 
-    Y = np.random.default_rng(0).normal(size=(1000, P))
+    fl, jl = f.flow_lanes_into, f.jacobian_lanes_into
+
+    @njit
+    def loop_lanes(X, reps, n_out):
+        out = np.empty(n_out)
+        s = 0.0
+        for _ in range(reps):
+            for b in range(X.shape[0]):
+                fl(X[b], out) if n_out == X.shape[1] else jl(X[b], out)
+                s += out[0]
+        return s
+
+    Y = np.random.default_rng(0).normal(size=(1024, P))
     loop_flow(Y, 1)
     loop_jac(Y, 1)
     tf = min(_timeit(lambda: loop_flow(Y, reps)) for _ in range(3)) / (reps * 1000)
     tj = min(_timeit(lambda: loop_jac(Y, reps // 4)) for _ in range(3)) / (reps // 4 * 1000)
-    return {"ns_per_flow_eval": tf * 1e9, "ns_per_jacobian_eval": tj * 1e9}
+    # the SIMD forms: blocks of LANES states, X[b] flat (P * LANES,) with state j in X[b, j::LANES]
+    lanes = codegen.LANES
+    X = np.ascontiguousarray(Y.reshape(-1, lanes, P).transpose(0, 2, 1).reshape(-1, P * lanes))
+    loop_lanes(X, 1, P * lanes)
+    loop_lanes(X, 1, P * P * lanes)
+    tfl = min(_timeit(lambda: loop_lanes(X, reps, P * lanes)) for _ in range(3)) / (reps * 1024)
+    tjl = min(_timeit(lambda: loop_lanes(X, reps // 4, P * P * lanes)) for _ in range(3)) / (reps // 4 * 1024)
+    return {"ns_per_flow_eval": tf * 1e9, "ns_per_jacobian_eval": tj * 1e9,
+            "ns_per_flow_eval_simd_lane": tfl * 1e9, "ns_per_jacobian_eval_simd_lane": tjl * 1e9}
 
 
 def paired_step_cost(f, P: int, samples: int = 30) -> dict:
@@ -285,7 +308,9 @@ def main(argv=None) -> int:
     print(f"model {spec!r}; n={n}, scipy on {n_base}, reference on {n_ref}; rtol={RTOL}, atol={ATOL}")
     floor = measure_floor(f, P)
     print(f"floor: {floor['ns_per_flow_eval']:.0f} ns per flow evaluation, "
-          f"{floor['ns_per_jacobian_eval']:.0f} ns per Jacobian evaluation")
+          f"{floor['ns_per_jacobian_eval']:.0f} ns per Jacobian evaluation; SIMD forms per state: "
+          f"{floor['ns_per_flow_eval_simd_lane']:.1f} ns (flow), "
+          f"{floor['ns_per_jacobian_eval_simd_lane']:.1f} ns (Jacobian)")
 
     paired = paired_step_cost(f, P)
     print(f"paired: floor {paired['floor_ns_per_flow_eval_median']:.0f} ns/eval, DOPRI5 "
@@ -316,6 +341,8 @@ def main(argv=None) -> int:
                                   "converge": CONVERGE}),
         ("auto853 + converge stop", {"method": "auto853", "jacobian": J, "stiff_method": "rodas",
                                      "converge": CONVERGE}),
+        ("rodas5p SIMD (16 lanes)", {"method": "rodas5p", "simd": True}),
+        ("auto853 SIMD (DOP853 -> Rodas5P, 16 lanes)", {"method": "auto853", "simd": True}),
         ("auto853 -> Rodas5P + converge stop", {"method": "auto853", "jacobian": J, "stiff_method": "rodas5p",
                                                 "converge": CONVERGE}),
     ]
@@ -331,6 +358,11 @@ def main(argv=None) -> int:
     for rt in (3e-9, 3e-8, 1e-7):
         row, _ = run_ours(f, Y, te, ref, "auto853 (DOP853 -> Rodas5P)", n_total=n, rtol=rt, atol=rt / 100,
                           method="auto853", jacobian=J, stiff_method="rodas5p")
+        rows.append(row)
+        print(f"  {row['solver']:<45s} {row['ms_per_traj']:8.3f} ms/traj  err {row['max_abs_err']:.1e}")
+    for rt in (2e-9, 5e-9, 3e-8):
+        row, _ = run_ours(f, Y, te, ref, "auto853 SIMD (DOP853 -> Rodas5P, 16 lanes)", n_total=n, rtol=rt,
+                          atol=rt / 100, method="auto853", simd=True)
         rows.append(row)
         print(f"  {row['solver']:<45s} {row['ms_per_traj']:8.3f} ms/traj  err {row['max_abs_err']:.1e}")
 
@@ -407,6 +439,10 @@ def main(argv=None) -> int:
         "stiff_switch_gain_auto_vs_dopri5": ms("ghostsing dopri5") / ms("ghostsing auto (DOPRI5 -> RODAS)"),
         "stiff_switch_gain_auto853_vs_dop853": ms("ghostsing dop853")
         / ms("ghostsing auto853 (DOP853 -> RODAS)"),
+        "simd_gain_auto853": ms("ghostsing auto853 (DOP853 -> Rodas5P)")
+        / ms("ghostsing auto853 SIMD (DOP853 -> Rodas5P, 16 lanes)"),
+        "simd_gain_rodas5p": ms("ghostsing rodas5p (Rodas5P, exact J)")
+        / ms("ghostsing rodas5p SIMD (16 lanes)"),
         "rodas5p_gain_auto853": ms("ghostsing auto853 (DOP853 -> RODAS)")
         / ms("ghostsing auto853 (DOP853 -> Rodas5P)"),
         "converge_stop_gain_auto853_rodas5p": ms("ghostsing auto853 (DOP853 -> Rodas5P)")
@@ -426,6 +462,15 @@ def main(argv=None) -> int:
         # LSODA's time at exactly our error, interpolated log-log along its work-precision curve
         ratios["vs_numbalsoda_LSODA_interpolated_at_our_error"] = (
             _interp_time(lsoda, best["max_abs_err"]) / best["ms_per_traj"])
+        # the same comparison for every tolerance of the best configuration (its work-precision line)
+        fam = [r for r in rows if r["solver"].startswith(best["solver"]) and r.get("threads", 1) == 1
+               and not r.get("scaling_run")]
+        ratios["vs_numbalsoda_LSODA_interpolated_by_rtol"] = {
+            r["solver"]: [r["max_abs_err"], _interp_time(lsoda, r["max_abs_err"]) / r["ms_per_traj"]]
+            for r in fam}
+        scalar = get("ghostsing auto853 (DOP853 -> Rodas5P)")
+        ratios["scalar_auto853_vs_numbalsoda_LSODA_interpolated"] = (
+            _interp_time(lsoda, scalar["max_abs_err"]) / scalar["ms_per_traj"])
     except (StopIteration, KeyError):
         pass
     # work-precision matching: for a target error E* (twice DOPRI5's error at rtol 1e-8), the cheapest run of

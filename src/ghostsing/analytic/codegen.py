@@ -48,7 +48,7 @@ from types import ModuleType
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-GENERATOR_VERSION = "5"  # bump whenever generated source changes (also via gaussian.py)
+GENERATOR_VERSION = "7"  # bump whenever generated source changes (also via gaussian.py)
 LANES = 16  # states per call of the generated ``*_lanes_into`` functions (see the module docstring)
 
 Output = sp.Expr | Sequence[sp.Expr] | sp.MatrixBase
@@ -66,7 +66,7 @@ def module_path(name: str, key: str) -> Path:
     """Where the module generated for ``(name, key)`` is (or will be) stored."""
     if not name.isidentifier():
         raise ValueError(f"name={name!r} is not a Python identifier; allowed: letters, digits, underscores")
-    digest = hashlib.sha256(f"{GENERATOR_VERSION}|{name}|{key}".encode()).hexdigest()[:20]
+    digest = hashlib.sha256(f"{GENERATOR_VERSION}|{LANES}|{name}|{key}".encode()).hexdigest()[:20]
     return cache_dir() / f"gs_{name}_{digest}.py"
 
 
@@ -161,7 +161,8 @@ def _render_output(out_name: str, expr: Output, args: Sequence[sp.Symbol], print
     # with constant strides, so that LLVM needs a single overlap check between X and OUT to vectorise
     lanes = [f"        a{i} = X[{i * LANES} + j]" for i in range(len(args))]
     lanes += [f"        {s} = {_vectorisable(v)}" for s, v in assigns]
-    lines += [_DECORATOR, f"def {out_name}_lanes_into(X, OUT):", f"    for j in range({LANES}):", *lanes]
+    lines += [_LANES_DECORATOR, f"def {out_name}_lanes_into(X, OUT):", f"    for j in range({LANES}):",
+              *lanes]
     for k, e in enumerate(results):
         lines.append(f"        OUT[{k * LANES} + j] = {_vectorisable(e)}")
     lines += ["", ""]
@@ -169,6 +170,8 @@ def _render_output(out_name: str, expr: Output, args: Sequence[sp.Symbol], print
 
 
 _DECORATOR = '@numba.njit(cache=True, nogil=True, error_model="numpy")'
+# the SIMD form may also fuse a * b + c into one rounding (FMA)
+_LANES_DECORATOR = '@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})'
 # libm calls with a branch-free replacement in ghostsing.analytic.vecmath
 _VECTOR_FUNCTIONS = {"math.asin(": "vecmath.asin("}
 

@@ -216,12 +216,13 @@ def _threads(n: int | None):
 
 def _simd_functions(model: Any, method: str, fmode: int, events: Any, exact_saves: Any,
                     stiff_method: str) -> tuple:
-    """The (flow_lanes_into, jacobian_lanes_into) pair that simd=True needs, or a clear error."""
+    """The (flow_lanes_into, jacobian_lanes_into, jacobian_into) that simd=True needs, or a clear error."""
     if method not in SIMD_METHODS:
         raise ValueError(f"simd=True with method={method!r}; allowed: {', '.join(SIMD_METHODS)}")
     fl = getattr(model, "flow_lanes_into", None)
     jl = getattr(model, "jacobian_lanes_into", None)
-    if fl is None or jl is None or fmode != 0:
+    ji = getattr(model, "jacobian_into", None)
+    if fl is None or jl is None or ji is None or fmode != 0:
         raise ValueError("simd=True needs a compiled model with flow_lanes_into and jacobian_lanes_into; "
                          "allowed: flow=ghostsing.analytic.derive(spec).compile()")
     if isinstance(events, Event) or len(events) > 0:
@@ -232,7 +233,7 @@ def _simd_functions(model: Any, method: str, fmode: int, events: Any, exact_save
     if method == "auto853" and exact_saves is not None and not exact_saves:
         raise ValueError("simd=True, method='auto853' with exact_saves=False; allowed: exact_saves=None or "
                          "True (the SIMD DOP853 phase lands on the save times)")
-    return fl, jl
+    return fl, jl, ji
 
 
 def _lane_blocks(n: int, threads: int) -> np.ndarray:
@@ -474,8 +475,8 @@ def integrate(
         if lanes_fns is not None:
             bounds = _lane_blocks(n, numba.get_num_threads() if use_par else 1)
             driver = _lanes.compiled_lanes_driver(use_par)
-            driver(f_into, ls, lanes_fns[0], lanes_fns[1], codegen.LANES, Y0, te, at, iopt, fopt, bounds,
-                   Y, LO, GN, YF, CNT, FOUT)
+            driver(f_into, ls, *lanes_fns, codegen.LANES, Y0, te, at, iopt, fopt, bounds, Y, LO, GN, YF, CNT,
+                   FOUT)
         else:
             driver = kn.compiled_driver(use_par)
             driver(f_into, f_ret, ls, j_into, j_ret, efn, Y0, te, at, lev_l, lev_f, iopt, fopt,
