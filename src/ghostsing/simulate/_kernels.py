@@ -486,6 +486,35 @@ def _err_order(meth):
     return 4  # DOPRI5, Rodas5P (and the fixed-step methods, where it is unused)
 
 
+SAFE, FACMIN, FACMAX = 0.9, 0.2, 10.0  # step-size controller: safety factor, bounds of h_new / h
+
+
+@njit(cache=True, inline="always")
+def _h_after_reject(hs, err, order):
+    """Step after a rejected attempt of size hs: hs / min(1/FACMIN, err^(1/(q+1)) / SAFE), or hs/10 when
+    err is not finite."""
+    if not math.isfinite(err):
+        return 0.1 * hs
+    return hs / min(1.0 / FACMIN, err ** (1.0 / (order + 1)) / SAFE)
+
+
+@njit(cache=True, inline="always")
+def _h_after_accept(hs, err, facold, beta, order, last_rejected, clipped, h_prop):
+    """PI controller (Hairer's DOPRI5 form): hs / clip(err^(1/(q+1) - 0.75 beta) / facold^beta / SAFE,
+    1/FACMAX, 1/FACMIN); no growth right after a rejection, and a step shortened to land on a save time
+    does not shrink the proposal h_prop."""
+    fac = max(err, 1e-300) ** (1.0 / (order + 1) - 0.75 * beta)
+    if beta != 0.0:
+        fac /= facold ** beta
+    fac = max(1.0 / FACMAX, min(1.0 / FACMIN, fac / SAFE))
+    hn = hs / fac
+    if last_rejected:
+        hn = min(hn, hs)
+    elif clipped:
+        hn = max(hn, h_prop)
+    return hn
+
+
 @njit(cache=True)
 def _initial_step(fmode, f_into, f_ret, y0, f0, order, rtol, atol, hmax, tspan, ytmp, ftmp, cnt):
     """Hairer's starting step (Solving ODEs I, II.4)."""
@@ -634,9 +663,6 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
     nstiffback = 0
     status = S_OK
     nsteps = 0
-    safe = 0.9
-    facmin = 0.2
-    facmax = 10.0
 
     while t < t_end:
         if nsteps >= max_steps:
@@ -693,18 +719,11 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
                 status = S_NONFINITE
                 break
             err = 0.0
-        if not math.isfinite(err):
+        if not err <= 1.0:  # rejected (err > 1 or not finite)
             cnt[ST_REJ] += 1
-            last_nonfinite = True
+            last_nonfinite = not math.isfinite(err)
             last_rejected = True
-            h = 0.1 * hs
-            continue
-        if err > 1.0:
-            cnt[ST_REJ] += 1
-            last_nonfinite = False
-            last_rejected = True
-            fac11 = err ** (1.0 / (err_order + 1))
-            h = hs / min(1.0 / facmin, fac11 / safe)
+            h = _h_after_reject(hs, err, err_order)
             continue
         # -------- accepted
         last_nonfinite = False
@@ -721,17 +740,8 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
             break
         # new step size (PI controller, Hairer's dopri5 form)
         if not fixed:
-            expo1 = 1.0 / (err_order + 1) - 0.75 * beta
-            fac11 = max(err, 1e-300) ** expo1
-            fac = fac11 / facold ** beta
-            fac = max(1.0 / facmax, min(1.0 / facmin, fac / safe))
-            hn = hs / fac
-            if last_rejected:
-                hn = min(hn, hs)
-            elif clipped:
-                hn = max(hn, h_prop)  # a step shortened to land on a save time does not shrink h
+            h = _h_after_accept(hs, err, facold, beta, err_order, last_rejected, clipped, h_prop)
             facold = max(err, 1e-4)
-            h = hn
         last_rejected = False
         dense_ready = meth != M_DOP853
         # -------- events (first crossing of each level, located on the dense output)

@@ -425,16 +425,11 @@ def _update_lane(meth, j, H, err, Yl, F0, Ynew, F1, K, P, SF, SI, t_eval, beta, 
     t = SF[j, F_T]
     e = err[j]
     status = RUNNING
-    if not math.isfinite(e):
+    if not e <= 1.0:  # rejected (err > 1 or not finite)
         CNT[r, kn.ST_REJ] += 1
-        SI[j, I_LASTNF] = 1
+        SI[j, I_LASTNF] = 0 if math.isfinite(e) else 1
         SI[j, I_LASTREJ] = 1
-        SF[j, F_H] = 0.1 * hs
-    elif e > 1.0:
-        CNT[r, kn.ST_REJ] += 1
-        SI[j, I_LASTNF] = 0
-        SI[j, I_LASTREJ] = 1
-        SF[j, F_H] = hs / min(1.0 / 0.2, e ** (1.0 / (order + 1)) / 0.9)
+        SF[j, F_H] = kn._h_after_reject(hs, e, order)
     else:
         SI[j, I_LASTNF] = 0
         CNT[r, kn.ST_ACC] += 1
@@ -450,17 +445,9 @@ def _update_lane(meth, j, H, err, Yl, F0, Ynew, F1, K, P, SF, SI, t_eval, beta, 
             g2 += fi * fi
         if not fok or not ymax <= maxabs:
             return kn.S_NONFINITE
-        fac = max(e, 1e-300) ** (1.0 / (order + 1) - 0.75 * beta)
-        if beta != 0.0:
-            fac /= SF[j, F_FACOLD] ** beta
-        fac = max(1.0 / 10.0, min(1.0 / 0.2, fac / 0.9))
-        hn = hs / fac
-        if SI[j, I_LASTREJ]:
-            hn = min(hn, hs)
-        elif clipped:
-            hn = max(hn, SF[j, F_HPROP])
+        SF[j, F_H] = kn._h_after_accept(hs, e, SF[j, F_FACOLD], beta, order, SI[j, I_LASTREJ] != 0, clipped,
+                                        SF[j, F_HPROP])
         SF[j, F_FACOLD] = max(e, 1e-4)
-        SF[j, F_H] = hn
         SI[j, I_LASTREJ] = 0
         # saves in (t, t_new]: end points, or Rodas5P's dense output
         if SI[j, I_JS] < T and t_eval[SI[j, I_JS]] <= t_new:
