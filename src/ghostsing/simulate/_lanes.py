@@ -58,7 +58,7 @@ FT_LANES = types.FunctionType(types.void(A1, A1))  # flow_lanes_into(X, OUT) / j
 
 
 # ------------------------------------------------------------------ vectorised linear algebra
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
 def _lu_lanes(W, dinv, P, bad, mult):
     """LU without pivoting of the P x P matrices of all lanes, in place (unit lower factor below the
     diagonal); dinv[k L + j] = 1 / U_kk of lane j.  bad[j] = 1 where the factorisation is not safe.
@@ -87,7 +87,7 @@ def _lu_lanes(W, dinv, P, bad, mult):
         bad[j] = 0 if ok else 1
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
 def _solve_lanes(W, dinv, P, b):
     """b <- W^{-1} b for all lanes, with the factors of :func:`_lu_lanes`."""
     for i in range(1, P):
@@ -104,7 +104,37 @@ def _solve_lanes(W, dinv, P, b):
             b[i * L + j] *= dinv[i * L + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
+def _factor_lanes(Jl, g, W, dinv, bad, Wp, piv, active, P, mult):
+    """Factorise W_j = g_j I - J_j for every lane: LU without pivoting for all lanes at once, then, for
+    the active lanes that :func:`_lu_lanes` flags, the pivoted scalar LU into Wp[j], piv[j] (a singular
+    W_j gets NaN pivots, so its step is rejected).  Returns the number of such lanes; bad[j] = 1 marks
+    them for :func:`_solve`."""
+    PL = P * L
+    for q in range(P * PL):
+        W[q] = -Jl[q]
+    for r in range(P):
+        rr = (r * P + r) * L
+        for j in range(L):
+            W[rr + j] += g[j]
+    _lu_lanes(W, dinv, P, bad, mult)
+    nbad = 0
+    for j in range(L):
+        if bad[j] and active[j]:
+            nbad += 1
+            for r in range(P):
+                for c in range(P):
+                    Wp[j, r, c] = -Jl[(r * P + c) * L + j]
+                Wp[j, r, r] += g[j]
+            if not kn._lu_factor(Wp[j], piv[j]):
+                for r in range(P):
+                    Wp[j, r, r] = np.nan
+        else:
+            bad[j] = 0
+    return nbad
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _solve(W, dinv, P, b, bad, nbad, Wp, piv, col):
     """Stage solve: vectorised, then the lanes flagged in ``bad`` again with their pivoted LU."""
     if nbad > 0:
@@ -122,7 +152,7 @@ def _solve(W, dinv, P, b, bad, nbad, Wp, piv, col):
 
 
 # ------------------------------------------------------------------ one Rodas5P step on all lanes
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
 def _rodas5p_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew, F1, err, atol, rtol,
                 active, P, acc, Hinv, gHinv):
     """One Rodas5P step of size H[j] from Yl on every lane (see ``_kernels._step_rosenbrock``).
@@ -134,26 +164,7 @@ def _rodas5p_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew
     for j in range(L):
         Hinv[j] = 1.0 / H[j]
         gHinv[j] = Hinv[j] / R5_GAMMA
-    for q in range(P * PL):
-        W[q] = -Jl[q]
-    for r in range(P):
-        rr = (r * P + r) * L
-        for j in range(L):
-            W[rr + j] += gHinv[j]
-    _lu_lanes(W, dinv, P, bad, err)
-    nbad = 0
-    for j in range(L):
-        if bad[j] and active[j]:
-            nbad += 1
-            for r in range(P):
-                for c in range(P):
-                    Wp[j, r, c] = -Jl[(r * P + c) * L + j]
-                Wp[j, r, r] += gHinv[j]
-            if not kn._lu_factor(Wp[j], piv[j]):
-                for r in range(P):
-                    Wp[j, r, r] = np.nan  # a singular W: the step gives NaN and is rejected
-        else:
-            bad[j] = 0
+    nbad = _factor_lanes(Jl, gHinv, W, dinv, bad, Wp, piv, active, P, err)
     for q in range(PL):
         K[q] = F0[q]
     _solve(W, dinv, P, K[0:PL], bad, nbad, Wp, piv, col)
@@ -201,7 +212,7 @@ def _rodas5p_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew
     return nbad
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
 def _dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, P, acc, e3):
     """One DOP853 step of size H[j] from Yl on every lane (see ``_kernels._step_dop853``).
 
@@ -268,7 +279,7 @@ def _dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, P, acc, e3):
 SPECIALISED_P = (6,)  # the two-unit models (K = N = 2, with skips): P = 6
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _step_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew, F1, err, atol, rtol,
                 active, P, acc, Hinv, gHinv):
     """:func:`_rodas5p_lanes`, inlined once with P a compile-time constant for each size in
@@ -281,7 +292,7 @@ def _step_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew, F
                        active, P, acc, Hinv, gHinv)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _step_dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, P, acc, e3):
     """:func:`_dop853_lanes` with P a compile-time constant for each size in SPECIALISED_P."""
     if P == 6:
@@ -300,19 +311,19 @@ RUNNING, TO_STIFF = -1, -2  # lane outcomes besides the final status codes of _k
 QUEUE = 4 * L  # trajectories waiting between the explicit and the stiff group
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _get_column(V, P, j, out):
     for i in range(P):
         out[i] = V[i * L + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _put_column(V, P, j, v):
     for i in range(P):
         V[i * L + j] = v[i]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _max_abs_or_inf(v):
     """max_i |v_i|, or inf if some v_i is not finite (inlined: no call per lane)."""
     m = 0.0
@@ -322,7 +333,7 @@ def _max_abs_or_inf(v):
     return m
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _norm2(v):
     s = 0.0
     for i in range(v.shape[0]):
@@ -330,7 +341,7 @@ def _norm2(v):
     return math.sqrt(s)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _step_sizes(active, SF, SI, H, t_eval, hmax, exact):
     """H[j] for this attempt: the proposed step, shortened to land on the next save (exact) or t_end."""
     T = t_eval.shape[0]
@@ -351,7 +362,7 @@ def _step_sizes(active, SF, SI, H, t_eval, hmax, exact):
         H[j] = hs
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _start_lane(f_into, ls_fn, has_loss, Y0, r, t0, t_eval, atol, rtol, h0, hmax, maxabs, order, Yl, F0,
                 SF, SI, j, Yo, LO, GN, YF, CNT, FOUT, ytmp, ftmp, fcur):
     """Load trajectory r into lane j (saves at t0, initial step); False (and r finished with status
@@ -400,7 +411,7 @@ def _start_lane(f_into, ls_fn, has_loss, Y0, r, t0, t_eval, atol, rtol, h0, hmax
     return True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _update_lane(meth, j, H, err, Yl, F0, Ynew, F1, K, P, SF, SI, t_eval, beta, maxabs, ctol, chold,
                  max_steps, hmax, sw_up, rho, has_loss, ls_fn, f_into, Yo, LO, GN, CNT, FOUT, sc):
     """Accept or reject lane j's attempt, control its step, save, advance; the scalar rules of
@@ -488,7 +499,7 @@ def _update_lane(meth, j, H, err, Yl, F0, Ynew, F1, K, P, SF, SI, t_eval, beta, 
     return status
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _save_lane(j, t, hs, t_new, Yl, Ynew, F1, K, P, SI, t_eval, has_loss, ls_fn, f_into, Yo, LO, GN, CNT,
                sc):
     """Saves of lane j's accepted step (t, t_new]: its end point, or Rodas5P's dense output (never used
@@ -514,7 +525,7 @@ def _save_lane(j, t, hs, t_new, Yl, Ynew, F1, K, P, SI, t_eval, has_loss, ls_fn,
         SI[j, I_JS] = k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _finish_lane(status, j, Yl, F0, P, SF, SI, t_eval, has_loss, ls_fn, Yo, LO, GN, YF, CNT, FOUT, y, f):
     """Write the outputs of the trajectory that ends in lane j with ``status``."""
     r = SI[j, I_TRAJ]
@@ -532,7 +543,7 @@ def _finish_lane(status, j, Yl, F0, P, SF, SI, t_eval, has_loss, ls_fn, Yo, LO, 
             SI[j, I_JS] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _run_block(f_into, ls_fn, fl, jl, j_into, Y0, lo, hi, t_eval, atol, iopt, fopt, Yo, LO, GN, YF, CNT,
                FOUT):
     """Integrate trajectories lo..hi-1 of Y0 through groups of LANES lanes, refilled as trajectories end.
@@ -698,7 +709,7 @@ def _run_block(f_into, ls_fn, fl, jl, j_into, Y0, lo, hi, t_eval, atol, iopt, fo
                 nA -= 1
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def integrate_lanes_parallel(f_into, ls_fn, fl, jl, j_into, lanes, Y0, t_eval, atol, iopt, fopt, bounds,
                              Yo, LO, GN, YF, CNT, FOUT):
     """prange over blocks of trajectories [bounds[b], bounds[b + 1]) (no shared writable state).
@@ -711,7 +722,7 @@ def integrate_lanes_parallel(f_into, ls_fn, fl, jl, j_into, lanes, Y0, t_eval, a
                    Yo, LO, GN, YF, CNT, FOUT)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def integrate_lanes_serial(f_into, ls_fn, fl, jl, j_into, lanes, Y0, t_eval, atol, iopt, fopt, bounds,
                            Yo, LO, GN, YF, CNT, FOUT):
     """Same as the parallel driver, one thread."""
