@@ -109,3 +109,22 @@ def test_simd_bad_arguments(erf_model, starts):
         integrate(f, starts[:2], TE, method="rodas5p", simd=True, events=[Event([0.01])])
     with pytest.raises(TypeError, match="simd="):
         integrate(f, starts[:2], TE, method="rodas5p", simd="yes")
+
+
+def test_simd_general_p_copy():
+    """A model with P != 6 (K = 2, N = 3: P = 8) runs the general copy of the SIMD steps (the P = 6 copy
+    has its loop bounds fixed at compile time) and is still the scalar method."""
+    from ghostsing import ModelSpec
+    from ghostsing.analytic import derive
+
+    spec = ModelSpec(K=2, M=2, N=3, activation="erf", alpha=0.5)
+    f = derive(spec).compile()
+    assert spec.n_params == 8
+    y0 = np.random.default_rng(8).normal(scale=0.8, size=(20, spec.n_params))
+    te = TE[:5]
+    for kw in SCALAR_KW.values():
+        a = integrate(f, y0, te, simd=True, **kw)
+        b = integrate(f, y0, te, **kw)
+        assert np.all(a.status == Status.OK)
+        np.testing.assert_array_equal(a.n_accepted, b.n_accepted)
+        np.testing.assert_allclose(a.y, b.y, rtol=0, atol=1e-11)

@@ -276,17 +276,17 @@ def _dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, P, acc, e3):
         err[j] = v if math.isfinite(v) else np.inf
 
 
-SPECIALISED_P = (6,)  # the two-unit models (K = N = 2, with skips): P = 6
+SPECIALISED_P = 6  # the two-unit models (K = N = 2, with skips) get steps compiled for this P
 
 
 @njit(cache=True, error_model="numpy")
 def _step_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew, F1, err, atol, rtol,
                 active, P, acc, Hinv, gHinv):
-    """:func:`_rodas5p_lanes`, inlined once with P a compile-time constant for each size in
-    SPECIALISED_P (LLVM then unrolls the short loops over components: ~20 % faster) and once for any P."""
-    if P == 6:
+    """:func:`_rodas5p_lanes`, inlined once with P = SPECIALISED_P a compile-time constant (LLVM then
+    unrolls the short loops over components: ~20 % faster per step) and once for any P."""
+    if P == SPECIALISED_P:
         _rodas5p_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew, F1, err, atol, rtol,
-                       active, 6, acc, Hinv, gHinv)
+                       active, SPECIALISED_P, acc, Hinv, gHinv)
     else:
         _rodas5p_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew, F1, err, atol, rtol,
                        active, P, acc, Hinv, gHinv)
@@ -294,9 +294,9 @@ def _step_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew, F
 
 @njit(cache=True, error_model="numpy")
 def _step_dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, P, acc, e3):
-    """:func:`_dop853_lanes` with P a compile-time constant for each size in SPECIALISED_P."""
-    if P == 6:
-        _dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, 6, acc, e3)
+    """:func:`_dop853_lanes`, with P = SPECIALISED_P a compile-time constant and for any P."""
+    if P == SPECIALISED_P:
+        _dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, SPECIALISED_P, acc, e3)
     else:
         _dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, P, acc, e3)
 
