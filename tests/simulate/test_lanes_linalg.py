@@ -15,13 +15,7 @@ L = _lanes.L
 @njit(cache=True, error_model="numpy")  # as the drivers: a zero pivot gives inf, not an exception
 def _factor_and_solve(Jl, g, B, active, P):
     """Factorise and solve W_j x_j = b_j for all lanes; returns (x, bad flags)."""
-    PL = P * L
-    W = np.empty(P * PL)
-    dinv = np.empty(PL)
-    bad = np.zeros(L, dtype=np.int64)
-    Wp = np.empty((L, P, P))
-    piv = np.zeros((L, P), dtype=np.int64)
-    col = np.empty((L, P))
+    W, dinv, bad, Wp, piv, col = _lanes._linalg_workspace(P)
     mult = np.empty(L)
     nbad = _lanes._factor_lanes(Jl, g, W, dinv, bad, Wp, piv, active, P, mult)
     x = B.copy()

@@ -151,6 +151,36 @@ def _solve(W, dinv, P, b, bad, nbad, Wp, piv, col):
                     b[i * L + j] = col[j, i]
 
 
+@njit(cache=True)
+def _linalg_workspace(P):
+    """Arrays of :func:`_factor_lanes` and :func:`_solve` for P x P systems on LANES lanes:
+    (W, dinv, bad, Wp, piv, col)."""
+    return (np.empty(P * P * L), np.empty(P * L), np.zeros(L, dtype=np.int64), np.empty((L, P, P)),
+            np.zeros((L, P), dtype=np.int64), np.empty((L, P)))
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+def _combine(c, n, K, PL, out):
+    """out[q] = sum_{m < n} c[m] K[m PL + q]: a linear combination of the first n stages (zero
+    coefficients skipped; the innermost loop runs over lanes)."""
+    for q in range(PL):
+        out[q] = 0.0
+    for m in range(n):
+        cm = c[m]
+        if cm != 0.0:
+            for q in range(PL):
+                out[q] += cm * K[m * PL + q]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+def _add_scaled(Y, h, X, P, out):
+    """out[i L + j] = Y[i L + j] + h[j] X[i L + j], with a step h[j] per lane (out may be Y)."""
+    for i in range(P):
+        for j in range(L):
+            q = i * L + j
+            out[q] = Y[q] + h[j] * X[q]
+
+
 # ------------------------------------------------------------------ one Rodas5P step on all lanes
 @njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
 def _rodas5p_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew, F1, err, atol, rtol,
@@ -169,30 +199,18 @@ def _rodas5p_lanes(fl, jl, Yl, F0, H, K, U, Jl, W, dinv, bad, Wp, piv, col, Ynew
         K[q] = F0[q]
     _solve(W, dinv, P, K[0:PL], bad, nbad, Wp, piv, col)
     for s in range(1, NS):
-        # stage argument u_s (loops ordered so that the innermost one runs over lanes: SIMD)
+        # stage argument u_s, then W k_s = F(u_s) + sum_m C_sm k_m / h
         if s < NA:
+            _combine(R5_A[s], s, K, PL, acc)
             for q in range(PL):
-                U[q] = Yl[q]
-            for m in range(s):
-                a = R5_A[s, m]
-                if a != 0.0:
-                    for q in range(PL):
-                        U[q] += a * K[m * PL + q]
+                U[q] = Yl[q] + acc[q]
         else:
             for q in range(PL):
                 U[q] += K[(s - 1) * PL + q]
         ks = K[s * PL:(s + 1) * PL]
         fl(U, ks)
-        for q in range(PL):
-            acc[q] = 0.0
-        for m in range(s):
-            cm = R5_C[s, m]
-            if cm != 0.0:
-                for q in range(PL):
-                    acc[q] += cm * K[m * PL + q]
-        for i in range(P):
-            for j in range(L):
-                ks[i * L + j] += acc[i * L + j] * Hinv[j]
+        _combine(R5_C[s], s, K, PL, acc)
+        _add_scaled(ks, Hinv, acc, P, ks)
         _solve(W, dinv, P, ks, bad, nbad, Wp, piv, col)
     e = K[(NS - 1) * PL:NS * PL]
     for q in range(PL):
@@ -222,40 +240,15 @@ def _dop853_lanes(fl, Yl, F0, H, K, U, Ynew, err, atol, rtol, P, acc, e3):
     for q in range(PL):
         K[q] = F0[q]
     for s in range(1, 12):
-        for q in range(PL):
-            acc[q] = 0.0
-        for m in range(s):
-            a = D8_A[s, m]
-            if a != 0.0:
-                for q in range(PL):
-                    acc[q] += a * K[m * PL + q]
-        for i in range(P):
-            for j in range(L):
-                q = i * L + j
-                U[q] = Yl[q] + H[j] * acc[q]
+        _combine(D8_A[s], s, K, PL, acc)
+        _add_scaled(Yl, H, acc, P, U)
         fl(U, K[s * PL:(s + 1) * PL])
-    for q in range(PL):
-        acc[q] = 0.0
-    for m in range(12):
-        b = D8_B[m]
-        if b != 0.0:
-            for q in range(PL):
-                acc[q] += b * K[m * PL + q]
-    for i in range(P):
-        for j in range(L):
-            q = i * L + j
-            Ynew[q] = Yl[q] + H[j] * acc[q]
+    _combine(D8_B, 12, K, PL, acc)
+    _add_scaled(Yl, H, acc, P, Ynew)
     fl(Ynew, K[12 * PL:13 * PL])
-    # error estimates e5 = sum_m E5_m K_m, e3 = sum_m E3_m K_m (loops ordered for SIMD over lanes)
-    for q in range(PL):
-        acc[q] = 0.0
-        U[q] = 0.0
-    for m in range(13):
-        c5 = D8_E5[m]
-        c3 = D8_E3[m]
-        for q in range(PL):
-            acc[q] += c5 * K[m * PL + q]
-            U[q] += c3 * K[m * PL + q]
+    # error estimates e5 = sum_m E5_m K_m (in acc), e3 = sum_m E3_m K_m (in U)
+    _combine(D8_E5, 13, K, PL, acc)
+    _combine(D8_E3, 13, K, PL, U)
     for j in range(L):
         err[j] = 0.0
         e3[j] = 0.0
@@ -580,12 +573,7 @@ def _run_block(f_into, ls_fn, fl, jl, j_into, Y0, lo, hi, t_eval, atol, iopt, fo
     YnB = np.empty(PL)
     F1B = np.empty(PL)
     JB = np.empty(P * PL)
-    W = np.empty(P * PL)
-    dinv = np.empty(PL)
-    bad = np.zeros(L, dtype=np.int64)
-    Wp = np.empty((L, P, P))
-    piv = np.zeros((L, P), dtype=np.int64)
-    col = np.empty((L, P))
+    W, dinv, bad, Wp, piv, col = _linalg_workspace(P)
     Hinv = np.empty(L)
     gHinv = np.empty(L)
     # group A: DOP853
