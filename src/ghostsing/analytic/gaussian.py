@@ -37,8 +37,9 @@ _EPS = 2.220446049250313e-16  # double-precision machine epsilon
 class _KernelFunction(sp.Function):
     """A one-argument function of ``x = cos(angle)`` with an explicit form and a clamped numerical form.
 
-    Subclasses define :meth:`explicit` (exact SymPy) and :meth:`numeric` (``(x, f) -> code`` with ``f``
-    mapping ``sqrt``, ``acos``, ``pi``, ``clip``, ``fmax`` to the printer's names).  Numbers evaluate to
+    Subclasses define two static methods (the base has none: SymPy's metaclass rules out ``abc``):
+    ``explicit_of(x) -> sp.Expr`` (exact SymPy) and ``numeric(x, f) -> str`` (code, with ``f`` mapping
+    ``sqrt``, ``acos``, ``pi``, ``clip``, ``fmax`` to the printer's names).  Numbers evaluate to
     the explicit form; code printers (Python/Numba, NumPy, SciPy, mpmath) print :meth:`numeric`; LaTeX
     shows the explicit form.
     """
@@ -50,14 +51,6 @@ class _KernelFunction(sp.Function):
         if x.is_Number:
             return cls.explicit_of(x)
         return None
-
-    @staticmethod
-    def explicit_of(x: sp.Expr) -> sp.Expr:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @staticmethod
-    def numeric(x: str, f: dict[str, str]) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def explicit(self) -> sp.Expr:
         return self.explicit_of(self.args[0])
