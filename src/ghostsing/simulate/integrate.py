@@ -28,7 +28,7 @@ iteration). Methods:
 
 ``simd=True`` ("rodas5p", "auto853"; ``flow`` = a compiled model): 16 trajectories per loop iteration
 in lock-step with the model's generated SIMD right-hand side and Jacobian (``simulate._lanes``); the
-same steps as the scalar driver to rounding, ~2.4x faster per core on the benchmarks/ problem.
+the scalar driver's steps up to rounding, ~2.4x faster per core on the benchmarks/ problem.
 
 Error control: a step is accepted when the RMS over components of
 :math:`e_i / (\mathrm{atol}_i + \mathrm{rtol}\max(|y_i|, |\hat y_i|))` is at most 1.
