@@ -1,6 +1,7 @@
 """The ``ghostsing`` command line: one entry point, one sub-command per job.
 
-    ghostsing derive   --units K --teacher M --activation erf --skip 0.5 --manifold overlap --format text
+    ghostsing derive   --units K --teacher M --activation erf --skip 0.5 --form order-parameters
+    ghostsing derive   --units 2 --teacher 2 --input-dim 1 --manifold overlap --expand 2
     ghostsing portrait --out simulations/figures --skip 0.5
     ghostsing simulate --experiment plateau-vs-alpha --out simulations/figures
 
@@ -18,6 +19,7 @@ from ghostsing.models import ACTIVATIONS, MAX_UNITS
 
 MANIFOLDS = ("none", "overlap", "elimination-w", "elimination-J", "linear-dependence")
 FORMATS = ("text", "latex", "json")
+FORMS = ("order-parameters", "weights")
 
 
 def _nonneg_float(text: str) -> float:
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--manifold", choices=MANIFOLDS, default="none",
                    help="also derive the flow near this singular manifold")
     d.add_argument("--format", choices=FORMATS, default="text")
+    d.add_argument("--form", choices=FORMS, default="order-parameters",
+                   help="write the loss and flow in order parameters (Q = J.J, R = J.B, ...; default) or "
+                        "in the raw weights")
     d.add_argument("--out", default=None, help="also write the LaTeX (or JSON) to this file")
 
     p = sub.add_parser("portrait", help="phase portraits of the overlap singularity, plain vs skip")
@@ -93,7 +98,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     N = args.input_dim if args.input_dim is not None else max(args.units, args.teacher)
     spec = ModelSpec(K=args.units, M=args.teacher, N=N, activation=args.activation, alpha=args.skip)
     manifold = None if args.manifold == "none" else args.manifold
-    text = derive_report(spec, manifold=manifold, fmt=args.format)
+    text = derive_report(spec, manifold=manifold, fmt=args.format, form=args.form)
     print(text)
     if args.out:
         from pathlib import Path

@@ -11,6 +11,13 @@
 
 and renders it as plain text, a standalone LaTeX document, or JSON (spec, parameters, and every
 expression as ``str``, ``srepr`` (exact; :func:`expr_from_srepr` reads it back) and LaTeX).
+
+``form="order-parameters"`` writes the loss and the flow in the field's notation instead of the raw
+weights (:mod:`ghostsing.analytic.order_form`): order parameters ``Q_ik = J_i.J_k``, ``R_in = J_i.B_n``,
+``T_nm = B_n.B_m`` (and the skip overlaps), the kernels as named functions ``I2(a, b, c)``,
+``I1(a, p)``, ``dJ_i/dt`` as a combination of the vectors ``J_k, B_n, s_j``, and the closed flow of the
+order parameters.  JSON always holds the weight form (``loss``, ``flow``); with this form it also holds
+``order_parameters``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from ghostsing.analytic.loss import Derivation, derive
 from ghostsing.models import ModelSpec
 
 FORMATS = ("text", "latex", "json")
+FORMS = ("order-parameters", "weights")
 MANIFOLDS = ("overlap", "elimination-w", "elimination-J", "linear-dependence")
 
 
@@ -33,10 +41,13 @@ def expr_from_srepr(text: str) -> sp.Expr:
     """The exact SymPy expression of an ``srepr`` string written by :func:`derive_report` (JSON).
 
     Like ``sympy.sympify(text)``, with the package's own functions (relu's arc-cosine kernel
-    :class:`~ghostsing.analytic.gaussian.ArcCosKernel` and its derivatives) known by name.
+    :class:`~ghostsing.analytic.gaussian.ArcCosKernel` and its derivatives, the named kernels of
+    :mod:`ghostsing.analytic.order_form`) known by name.
     """
+    from ghostsing.analytic.order_form import NAMED_FUNCTIONS
+
     names = {cls.__name__: cls for cls in (gaussian.ArcCosKernel, gaussian.ArcCosKernelPrime,
-                                           gaussian.ArcCosKernelSecond)}
+                                           gaussian.ArcCosKernelSecond, *NAMED_FUNCTIONS)}
     return sp.sympify(text, locals=names)
 
 
@@ -70,11 +81,14 @@ def _manifold_part(spec: ModelSpec, manifold: str) -> dict[str, Any]:
     }
 
 
-def report_sections(d: Derivation, manifold_part: dict[str, Any] | None = None) -> dict[str, dict[Any, Any]]:
-    """The sections (for :func:`ghostsing.analytic.latex.latex_document`) of a derivation report."""
+def report_sections(d: Derivation, manifold_part: dict[str, Any] | None = None,
+                    order_form: Any = None) -> dict[str, dict[Any, Any]]:
+    """The sections (for :func:`ghostsing.analytic.latex.latex_document`) of a derivation report; with
+    ``order_form`` (an :class:`~ghostsing.analytic.order_form.OrderParameterForm`) the loss and flow are
+    written in order parameters instead of the weights."""
     sections: dict[str, dict[Any, Any]] = {
         "Model": {"": tex.spec_summary(d.spec)},
-        **tex.derivation_sections(d),
+        **(order_form.sections() if order_form is not None else tex.derivation_sections(d)),
     }
     if manifold_part is not None:
         c = manifold_part["chart"]
@@ -93,12 +107,15 @@ def report_sections(d: Derivation, manifold_part: dict[str, Any] | None = None) 
     return sections
 
 
-def _text(d: Derivation, part: dict[str, Any] | None) -> str:
+def _text(d: Derivation, part: dict[str, Any] | None, opf: Any = None) -> str:
     lines = [f"ghostsing derive: {tex.spec_summary(d.spec)}",
-             f"parameters theta ({len(d.params)}): {', '.join(p.name for p in d.params)}", "",
-             "population loss L = 1/2 E[(y - f(x))^2]:", f"  L = {d.loss}", "",
-             "gradient flow d theta/dt = -grad L:"]
-    lines += [f"  d{p.name}/dt = {rhs}" for p, rhs in zip(d.params, d.flow, strict=True)]
+             f"parameters theta ({len(d.params)}): {', '.join(p.name for p in d.params)}", ""]
+    if opf is not None:
+        lines += [opf.text().rstrip("\n")]
+    else:
+        lines += ["population loss L = 1/2 E[(y - f(x))^2]:", f"  L = {d.loss}", "",
+                  "gradient flow d theta/dt = -grad L:"]
+        lines += [f"  d{p.name}/dt = {rhs}" for p, rhs in zip(d.params, d.flow, strict=True)]
     if part is not None:
         c = part["chart"]
         lines += ["", f"singular manifold {c.kind}: {c.description}",
@@ -111,7 +128,21 @@ def _text(d: Derivation, part: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json(d: Derivation, part: dict[str, Any] | None) -> str:
+def _order_json(opf: Any) -> dict[str, Any]:
+    from ghostsing.analytic.order_form import kernel_definitions
+
+    return {
+        "kernels": {k: _expr_record(e) for k, e in kernel_definitions(opf.spec.activation).items()},
+        "constants": {s.name: _expr_record(v) for s, v in opf.constants.items()},
+        "order_parameters": [s.name for s in opf.order_parameters],
+        "loss": _expr_record(opf.loss),
+        "flow_w": [{"param": w.name, **_expr_record(e)} for w, e in zip(opf.w, opf.flow_w, strict=True)],
+        "flow_J": [[{"vector": v.name, **_expr_record(c)} for v, c in coef.items()] for coef in opf.flow_J],
+        "ode": [{"order_parameter": s.name, **_expr_record(opf.ode[s])} for s in opf.order_parameters],
+    }
+
+
+def _json(d: Derivation, part: dict[str, Any] | None, opf: Any = None) -> str:
     out: dict[str, Any] = {
         "spec": d.spec.to_dict(),
         "spec_key": d.spec.key(),
@@ -120,6 +151,7 @@ def _json(d: Derivation, part: dict[str, Any] | None) -> str:
         "loss": _expr_record(d.loss),
         "flow": [{"param": p.name, **_expr_record(rhs)} for p, rhs in zip(d.params, d.flow, strict=True)],
         "manifold": None,
+        "order_parameters": _order_json(opf) if opf is not None else None,
     }
     if part is not None:
         c = part["chart"]
@@ -134,12 +166,14 @@ def _json(d: Derivation, part: dict[str, Any] | None) -> str:
     return json.dumps(out, indent=1)
 
 
-def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text") -> str:
+def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text",
+                  form: str = "weights") -> str:
     """The derived model of ``spec`` (module docstring) in format ``fmt`` (``text``, ``latex``, ``json``).
 
     ``manifold`` is ``None`` or one of :data:`MANIFOLDS`; the singular manifolds are those of the plain
     model (``K >= 2``; ``linear-dependence`` needs ``K = 3`` and ``N = 3``), and the flow written in
-    their coordinates uses ``spec.alpha``.
+    their coordinates uses ``spec.alpha``.  ``form`` is ``"weights"`` (the raw parameters) or
+    ``"order-parameters"`` (:mod:`ghostsing.analytic.order_form`).
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
@@ -147,11 +181,18 @@ def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text
         raise ValueError(f"fmt={fmt!r} is not known; allowed: {', '.join(FORMATS)}")
     if manifold is not None and not isinstance(manifold, str):
         raise TypeError(f"manifold must be a str or None, got {manifold!r}")
+    if form not in FORMS:
+        raise ValueError(f"form={form!r} is not known; allowed: {', '.join(FORMS)}")
     d = derive(spec)
     part = _manifold_part(spec, manifold) if manifold is not None else None
+    opf = None
+    if form == "order-parameters":
+        from ghostsing.analytic.order_form import order_parameter_form
+
+        opf = order_parameter_form(spec)
     if fmt == "text":
-        return _text(d, part)
+        return _text(d, part, opf)
     if fmt == "json":
-        return _json(d, part)
+        return _json(d, part, opf)
     title = f"Gradient flow of the {spec.K}-unit {spec.activation} student, alpha = {spec.alpha}"
-    return tex.latex_document(title, report_sections(d, part))
+    return tex.latex_document(title, report_sections(d, part, opf))
