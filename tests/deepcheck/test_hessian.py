@@ -60,10 +60,11 @@ def test_hvp_matches_finite_difference_of_gradient(small_problem):
 
 def test_exact_hessian_equals_torch_func_hessian(small_problem):
     fl, dense = small_problem
-    h = hs.exact_hessian(fl.fn, fl.theta, chunk=50)
-    np.testing.assert_allclose(h.numpy(), dense.numpy(), atol=1e-13)
+    for method in ("jvp", "double_backward"):
+        h = hs.exact_hessian(fl.hessian(method=method), chunk=50)
+        np.testing.assert_allclose(h.numpy(), dense.numpy(), atol=1e-13)
     with pytest.raises(ValueError, match="max_params"):
-        hs.exact_hessian(fl.fn, fl.theta, max_params=10)
+        hs.exact_hessian(fl.hessian(), max_params=10)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -74,13 +75,13 @@ def test_lanczos_top_and_bottom_against_eigvalsh(seed):
     y = torch.randint(0, 4, (80,), generator=g)
     fl = hs.flat_loss(net, torch.nn.functional.cross_entropy, x, y)
     ev = np.linalg.eigvalsh(torch.func.hessian(fl.fn)(fl.theta).numpy())
-    hvp = hs.make_hvp(fl.fn, fl.theta)
-    top, vecs = hs.extreme_eigenvalues(hvp, fl.dim, 5, m=80, seed=seed, return_vectors=True)
-    bot, _ = hs.extreme_eigenvalues(hvp, fl.dim, 5, which="bottom", m=80, seed=seed)
+    op = fl.hessian()
+    top, vecs = hs.extreme_eigenvalues(op, 5, m=80, seed=seed, return_vectors=True)
+    bot, _ = hs.extreme_eigenvalues(op, 5, which="bottom", m=80, seed=seed)
     np.testing.assert_allclose(top, ev[::-1][:5], rtol=1e-8)
     np.testing.assert_allclose(bot, ev[:5], rtol=1e-8)
     # Ritz vectors are eigenvectors: ||H u - lambda u|| small
-    res = hvp(vecs) - torch.as_tensor(top)[:, None] * vecs
+    res = op.apply_rows(vecs) - torch.as_tensor(top)[:, None] * vecs
     assert res.norm(dim=1).max().item() < 1e-6
 
 
@@ -88,7 +89,7 @@ def test_lanczos_breakdown_restart_finds_repeated_eigenvalues():
     # diagonal operator with eigenvalue 3 of multiplicity 4: a single Krylov space sees it once, the restart
     # after breakdown must recover the other copies.
     d = torch.tensor([3.0, 3.0, 3.0, 3.0, 2.0, 1.0, 0.5, -1.0], dtype=F64)
-    top, _ = hs.extreme_eigenvalues(lambda v: v * d, 8, 5, m=8, seed=0)
+    top, _ = hs.extreme_eigenvalues(hs.DenseOperator(torch.diag(d)), 5, m=8, seed=0)
     np.testing.assert_allclose(top, [3, 3, 3, 3, 2], atol=1e-10)
 
 
@@ -96,8 +97,8 @@ def test_eigsh_over_linear_operator(small_problem):
     from scipy.sparse.linalg import eigsh
 
     fl, dense = small_problem
-    op = hs.HessianOperator(hs.make_hvp(fl.fn, fl.theta), fl.dim, dtype=F64)
-    vals = np.sort(eigsh(op.as_linear_operator(), k=5, which="LA", tol=1e-10)[0])[::-1]
+    op = fl.hessian()
+    vals = np.sort(eigsh(op.to_scipy(), k=5, which="LA", tol=1e-10)[0])[::-1]
     ev = np.linalg.eigvalsh(dense.numpy())
     np.testing.assert_allclose(vals, ev[::-1][:5], rtol=1e-8)
 
@@ -105,9 +106,8 @@ def test_eigsh_over_linear_operator(small_problem):
 def test_slq_quadrature_is_exact_for_low_powers_and_moments_match_traces(small_problem):
     fl, dense = small_problem
     hmat = dense.numpy()
-    hvp = hs.make_hvp(fl.fn, fl.theta)
     m = 10
-    res = hs.slq(hvp, fl.dim, n_probes=64, m=m, seed=5, batch=16)
+    res = hs.slq(fl.hessian(), n_probes=64, m=m, seed=5, batch=16, deflate=False)
     np.testing.assert_allclose(res.weights.sum(1), 1.0, atol=1e-12)
     # Gauss quadrature with m nodes is exact for polynomials of degree <= 2m-1: recompute v^T H^p v
     rng = np.random.default_rng(5)
@@ -138,14 +138,14 @@ def test_hutchinson_error_shrinks_like_inverse_sqrt_n(small_problem):
     rms = []
     for n in ns:
         errs = [
-            hs.hutchinson_trace(lambda v: v @ hmat, fl.dim, int(n), batch=256, seed=rng).mean - exact
+            hs.hutchinson_trace(hs.DenseOperator(hmat), int(n), batch=256, seed=rng).mean - exact
             for _ in range(300)
         ]
         rms.append(np.sqrt(np.mean(np.square(errs))))
     slope = np.polyfit(np.log(ns), np.log(rms), 1)[0]
     assert abs(slope + 0.5) < 0.08, slope
     np.testing.assert_allclose(rms, sigma1 / np.sqrt(ns), rtol=0.15)
-    est = hs.hutchinson_trace(lambda v: v @ hmat, fl.dim, 64, seed=1)
+    est = hs.hutchinson_trace(hs.DenseOperator(hmat), 64, seed=1)
     assert abs(est.stderr - sigma1 / 8) / (sigma1 / 8) < 0.35
 
 
@@ -154,9 +154,9 @@ def test_batched_trace_equals_sequential_and_dense_quadratic_forms(small_problem
     """Batched HVPs (blocks of 7 and of all 23 probes) give the same Hutchinson samples as the sequential
     loop (batch=1), and each sample equals z^T H z with the dense torch.func.hessian and the same draws."""
     fl, dense = small_problem
-    hvp = hs.make_hvp(fl.fn, fl.theta, method=method)
+    op = fl.hessian(method=method)
     n = 23
-    est = {b: hs.hutchinson_trace(hvp, fl.dim, n, batch=b, seed=5) for b in (1, 7, n)}
+    est = {b: hs.hutchinson_trace(op, n, batch=b, seed=5) for b in (1, 7, n)}
     rng = np.random.default_rng(5)  # the documented draw: one Rademacher row per probe
     z = np.concatenate([rng.integers(0, 2, size=(1, fl.dim)) * 2.0 - 1.0 for _ in range(n)])
     ref = np.einsum("lp,pq,lq->l", z, dense.numpy(), z)
@@ -167,9 +167,9 @@ def test_batched_trace_equals_sequential_and_dense_quadratic_forms(small_problem
     fl32 = hs.flat_loss(_mlp(0).float(), torch.nn.functional.cross_entropy,
                         torch.randn(100, 5, generator=torch.Generator().manual_seed(0)),
                         torch.randint(0, 3, (100,), generator=torch.Generator().manual_seed(1)))
-    hvp32 = hs.make_hvp(fl32.fn, fl32.theta, method=method)
-    m1 = hs.hutchinson_trace(hvp32, fl32.dim, n, batch=1, dtype=torch.float32, seed=5)
-    m2 = hs.hutchinson_trace(hvp32, fl32.dim, n, batch=n, dtype=torch.float32, seed=5)
+    op32 = fl32.hessian(method=method)
+    m1 = hs.hutchinson_trace(op32, n, batch=1, seed=5)
+    m2 = hs.hutchinson_trace(op32, n, batch=n, seed=5)
     np.testing.assert_allclose(m2.samples, m1.samples, rtol=1e-4, atol=1e-5)
 
 
@@ -209,7 +209,7 @@ def test_degeneracy_dead_and_duplicated_units_at_zero_loss():
     net = _TwoLayer(J, w, torch.tanh)
     y = net(x).detach()
     fl = hs.flat_loss(net, _half_mse, x, y)
-    ev = hs.exact_spectrum(fl.fn, fl.theta)
+    ev = hs.exact_spectrum(fl.hessian())
     assert fl.dim == 20
     n_zero = int(np.sum(np.abs(ev) < 1e-10 * ev.max()))
     assert n_zero == 2 * (n_in + 1)
@@ -236,7 +236,7 @@ def test_degeneracy_dead_relu_unit_away_from_a_minimum():
     net = _TwoLayer(J, w, torch.relu)
     y = torch.randn(300, dtype=F64, generator=g)
     fl = hs.flat_loss(net, _half_mse, x, y)
-    ev = hs.exact_spectrum(fl.fn, fl.theta)
+    ev = hs.exact_spectrum(fl.hessian())
     assert int(np.sum(np.abs(ev) < 1e-10 * ev.max())) == n_in + 1
     assert hs.negative_fraction(ev, tol=1e-10 * ev.max()) > 0  # not a minimum: negative curvature present
 
@@ -248,13 +248,19 @@ def test_slq_degeneracy_estimate_against_exact():
     x = torch.randn(150, 8, dtype=F64, generator=g)
     y = torch.randint(0, 4, (150,), generator=g)
     fl = hs.flat_loss(net, torch.nn.functional.cross_entropy, x, y)
-    ev = hs.exact_spectrum(fl.fn, fl.theta)
-    res = hs.slq(hs.make_hvp(fl.fn, fl.theta), fl.dim, n_probes=16, m=100, seed=0, batch=16)
-    taus = (1e-2, 1e-1)
-    est = res.degeneracy(taus, lambda_max=ev.max())
-    np.testing.assert_allclose(est, hs.degeneracy_curve(ev, taus), atol=0.08)
-    assert abs(res.negative_fraction() - hs.negative_fraction(ev)) < 0.08
-    assert res.lambda_max == pytest.approx(ev.max(), rel=1e-6)
+    ev = hs.exact_spectrum(fl.hessian())
+    for deflate in (False, True):
+        res = hs.slq(fl.hessian(), n_probes=16, m=100, seed=0, batch=16, deflate=deflate)
+        taus = (1e-2, 1e-1)
+        est = res.degeneracy(taus, lambda_max=ev.max())
+        np.testing.assert_allclose(est, hs.degeneracy_curve(ev, taus), atol=0.08)
+        lm = ev.max()
+        assert abs(res.negative_fraction() - hs.negative_fraction(ev, tol=1e-2 * lm)) < 0.08
+        assert res.lambda_max == pytest.approx(ev.max(), rel=1e-6)
+        # the first moment is tr H / P within 4 of its own reported standard errors
+        assert abs(res.moment(1) - ev.mean()) < 4 * res.moment_stderr(1), deflate
+    with pytest.raises(ValueError, match="rel_tol"):
+        res.negative_fraction(0.0)
 
 
 def test_bad_inputs():
@@ -265,23 +271,23 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="taus"):
         hs.degeneracy_curve(np.array([1.0, 0.0]), taus=(2.0,))
     with pytest.raises(ValueError, match="which"):
-        hs.extreme_eigenvalues(lambda v: v, 4, 2, which="middle")
+        hs.extreme_eigenvalues(hs.DenseOperator(torch.eye(4, dtype=F64)), 2, which="middle")
     with pytest.raises(ValueError, match="k must"):
-        hs.extreme_eigenvalues(lambda v: v, 4, 9)
+        hs.extreme_eigenvalues(hs.DenseOperator(torch.eye(4, dtype=F64)), 9)
+    with pytest.raises(TypeError, match="CurvatureOperator"):
+        hs.hutchinson_trace(lambda v: v, 10)
+    with pytest.raises(ValueError, match="method"):
+        hs.trace(hs.DenseOperator(torch.eye(4, dtype=F64)), 10, method="nope")
 
 
 def test_lanczos_early_stop_on_ritz_residual(small_problem):
     fl, dense = small_problem
     ev = np.linalg.eigvalsh(dense.numpy())
-    hvp = hs.make_hvp(fl.fn, fl.theta)
-    calls = []
-
-    def counted(v):
-        calls.append(1)
-        return hvp(v)
-
-    top, _ = hs.extreme_eigenvalues(counted, fl.dim, 3, m=120, tol=1e-4, seed=0)
-    assert len(calls) < 120  # stopped early
+    op = fl.hessian()
+    res = hs.extreme_eigenvalues(op, 3, m=120, tol=1e-4, seed=0)
+    top = res.values
+    assert op.n_matvecs == res.n_matvecs < 120 and res.converged  # stopped early
+    np.testing.assert_array_less(res.residuals, 1e-4 * ev.max() * (1 + 1e-12))
     # residual r = tol |theta| bounds the eigenvalue error by r^2 / gap (Kato-Temple) -- far below 1e-6
     np.testing.assert_allclose(top, ev[::-1][:3], rtol=1e-6)
 
@@ -293,18 +299,18 @@ def test_hutchpp_unbiased_and_better_on_a_top_heavy_spectrum():
     u, _ = np.linalg.qr(rng.standard_normal((p, p)))
     lam = np.concatenate([[50.0, 40.0, 30.0, 20.0, 10.0], rng.uniform(0, 0.1, p - 5)])
     h = torch.tensor(u @ np.diag(lam) @ u.T)
-    hvp = lambda v: v @ h
+    hvp = hs.DenseOperator(h)
     exact = lam.sum()
-    pp = np.array([hs.hutchpp_trace(hvp, p, 30, seed=s).mean for s in range(200)])
-    hu = np.array([hs.hutchinson_trace(hvp, p, 30, seed=s).mean for s in range(200)])
+    pp = np.array([hs.hutchpp_trace(hvp, 30, seed=s).mean for s in range(200)])
+    hu = np.array([hs.hutchinson_trace(hvp, 30, seed=s).mean for s in range(200)])
     assert abs(pp.mean() - exact) < 4 * pp.std(ddof=1) / np.sqrt(len(pp))  # unbiased
     assert pp.std() < 0.2 * hu.std()  # variance reduction by removing the top subspace
     with pytest.raises(ValueError, match="n_matvecs"):
-        hs.hutchpp_trace(hvp, p, 4)
+        hs.hutchpp_trace(hvp, 4)
     # HVP sub-blocks change nothing but the call pattern: same samples for batch = 1, 4 and whole blocks
-    whole = hs.hutchpp_trace(hvp, p, 30, seed=7)
+    whole = hs.hutchpp_trace(hvp, 30, seed=7)
     for b in (1, 4):
-        np.testing.assert_allclose(hs.hutchpp_trace(hvp, p, 30, seed=7, batch=b).samples, whole.samples,
+        np.testing.assert_allclose(hs.hutchpp_trace(hvp, 30, seed=7, batch=b).samples, whole.samples,
                                    rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="batch"):
-        hs.hutchpp_trace(hvp, p, 30, batch=0)
+        hs.hutchpp_trace(hvp, 30, batch=0)

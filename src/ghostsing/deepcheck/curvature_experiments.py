@@ -208,9 +208,9 @@ def _hessian_unit(cfg, model, x, y) -> dict:
     tr = _train_adam(model, x, y, _ce, cfg.lr, cfg.epochs, cfg.target_loss)
     fl = hs.flat_loss(model, _ce, x, y, dtype=torch.float64)
     out = {"train": tr, "n_params": fl.dim}
-    hvp = hs.make_hvp(fl.fn, fl.theta)
+    op = fl.hessian()
     if fl.dim <= cfg.max_exact:
-        ev = hs.exact_spectrum(fl.fn, fl.theta)
+        ev = hs.exact_spectrum(op, chunk=256)
         lm = float(ev.max())
         out.update(
             exact=True,
@@ -227,14 +227,15 @@ def _hessian_unit(cfg, model, x, y) -> dict:
         )
     else:
         out["exact"] = False
-    res = hs.slq(hvp, fl.dim, cfg.slq_probes, cfg.slq_m, seed=0, device=fl.theta.device)
+    res = hs.slq(op, cfg.slq_probes, cfg.slq_m, seed=0)
     lm = out.get("lambda_max", res.lambda_max)
     out.update(
         slq_lambda_max=res.lambda_max,
         slq_f_deg=res.degeneracy(cfg.taus, lambda_max=lm).tolist(),
         slq_f_deg_pred=float(res.degeneracy((cfg.tau_pred,), lambda_max=lm)[0]),
-        slq_f_neg=res.negative_fraction(tol=cfg.tau_pred * lm),
+        slq_f_neg=res.negative_fraction(cfg.tau_pred, lambda_max=lm),
         slq_trace=res.moment(1) * fl.dim,
+        slq_trace_stderr=res.moment_stderr(1) * fl.dim,
     )
     if not out["exact"]:  # large net: the estimate stands in for the exact values
         out.update(lambda_max=lm, f_deg=out["slq_f_deg"], f_deg_pred=out["slq_f_deg_pred"],
@@ -256,15 +257,14 @@ def _lowell_unit(cfg, depth, skip, seed, x, y, n_classes) -> dict:
     loss_fn = _mse_onehot(n_classes)
     model = _net(cfg, depth, skip, x.shape[1], n_classes, seed)
     fl = hs.flat_loss(model, loss_fn, x, y)
-    lam0 = float(hs.extreme_eigenvalues(hs.make_hvp(fl.fn, fl.theta), fl.dim, 1, seed=seed,
-                                        device=fl.theta.device)[0][0])
+    lam0 = float(hs.extreme_eigenvalues(fl.hessian(), 1, seed=seed).values[0])
     eta = cfg.gd_lr if cfg.gd_lr > 0 else cfg.gd_lr_rel * 2 / lam0
-    tr = gp.gradient_descent_probe(fl.fn, fl.theta, eta, cfg.epochs, probe_every=cfg.probe_every,
+    tr = gp.gradient_descent_probe(fl, fl.theta, eta, cfg.epochs, probe_every=cfg.probe_every,
                                    k=cfg.top_k, seed=seed)
     out = {"gd": tr.to_dict(), "n_params": fl.dim, "eta": eta, "two_over_eta": 2 / eta,
            "sharpness_init": lam0}
     if math.isfinite(tr.loss[-1]):
-        proj = {m: gp.projected_gd(fl.fn, tr.theta, eta, cfg.proj_steps, mode=m, k=cfg.top_k,
+        proj = {m: gp.projected_gd(fl, tr.theta, eta, cfg.proj_steps, mode=m, k=cfg.top_k,
                                    refresh=10, seed=seed).tolist() for m in ("full", "top", "bulk")}
         out["projected"] = proj
     sizes = {}

@@ -21,13 +21,24 @@ eigenvectors ``U_k`` (rows), ``P_k = U_k^T U_k`` projects on the top subspace:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .hessian import extreme_eigenvalues, make_hvp
+from ghostsing.deepcheck.operators import (
+    CurvatureOperator,
+    FlatLoss,
+    FunctionOperator,
+    HessianOperator,
+    _make_hvp,
+)
+
+from .hessian import extreme_eigenvalues
+
+#: a loss: a :class:`FlatLoss` or a bare function of the flat parameters
+LossLike = FlatLoss | Callable[[Tensor], Tensor]
 
 __all__ = [
     "gradient_norm",
@@ -35,10 +46,31 @@ __all__ = [
     "StepSplit",
     "step_split",
     "top_eigenspace",
+    "hessian_at",
     "GDTrace",
     "gradient_descent_probe",
     "projected_gd",
 ]
+
+
+def _fn(loss: LossLike) -> Callable[[Tensor], Tensor]:
+    if isinstance(loss, FlatLoss):
+        return loss.fn
+    if not callable(loss):
+        raise TypeError(f"loss must be a FlatLoss or a callable of the flat parameters, "
+                        f"got {type(loss).__name__}")
+    return loss
+
+
+def hessian_at(loss: LossLike, theta: Tensor) -> CurvatureOperator:
+    """The Hessian of ``loss`` at ``theta`` as an operator: a :class:`HessianOperator` of the
+    :class:`FlatLoss` moved to ``theta``, or ``torch.func`` HVPs of a bare function wrapped in a
+    :class:`FunctionOperator`."""
+    if isinstance(loss, FlatLoss):
+        return HessianOperator(replace(loss, theta=theta.detach()))
+    return FunctionOperator(_make_hvp(_fn(loss), theta.detach(), "jvp"), int(theta.numel()),
+                            dtype=theta.dtype,
+                            device=theta.device)
 
 
 def _grad_and_value(fn: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[Tensor, float]:
@@ -49,9 +81,9 @@ def _grad_and_value(fn: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[Tens
     return g.detach(), float(val.detach())
 
 
-def gradient_norm(fn: Callable[[Tensor], Tensor], theta: Tensor) -> float:
+def gradient_norm(loss: LossLike, theta: Tensor) -> float:
     """``||grad L(theta)||_2``."""
-    return float(_grad_and_value(fn, theta)[0].norm())
+    return float(_grad_and_value(_fn(loss), theta)[0].norm())
 
 
 def top_subspace_share(g: Tensor, basis: Tensor) -> float:
@@ -66,23 +98,19 @@ def top_subspace_share(g: Tensor, basis: Tensor) -> float:
 
 
 def top_eigenspace(
-    fn: Callable[[Tensor], Tensor],
-    theta: Tensor,
+    op: CurvatureOperator,
     k: int,
     *,
     m: int | None = None,
     seed: int = 0,
     tol: float | None = 1e-9,
 ) -> tuple[np.ndarray, Tensor]:
-    """Top-``k`` eigenvalues (descending) and orthonormal eigenvectors ``U_k (k, P)`` by Lanczos (stopped
-    once the Ritz residuals are below ``tol |theta_i|``, else after ``m`` steps)."""
-    hvp = make_hvp(fn, theta)
-    vals, vecs = extreme_eigenvalues(
-        hvp, theta.numel(), k, m=m, dtype=theta.dtype, device=theta.device, seed=seed, return_vectors=True,
-        tol=tol,
-    )
-    q, _ = torch.linalg.qr(vecs.T)  # re-orthonormalise (Ritz vectors are orthonormal up to rounding)
-    return vals, q.T
+    """Top-``k`` eigenvalues (descending) and orthonormal eigenvectors ``U_k (k, P)`` of the operator ``op``
+    by Lanczos (stopped once the Ritz residuals are below ``tol max|theta|``, else after ``m`` steps, with a
+    :class:`~ghostsing.deepcheck.probes.hessian.ConvergenceWarning`)."""
+    res = extreme_eigenvalues(op, k, m=m, seed=seed, return_vectors=True, tol=tol)
+    q, _ = torch.linalg.qr(res.vectors.T)  # re-orthonormalise (Ritz vectors are orthonormal up to rounding)
+    return res.values, q.T
 
 
 @dataclass(frozen=True)
@@ -100,8 +128,9 @@ class StepSplit:
         return self.d_top / self.d_full if self.d_full != 0 else float("nan")
 
 
-def step_split(fn: Callable[[Tensor], Tensor], theta: Tensor, step: Tensor, basis: Tensor) -> StepSplit:
+def step_split(loss: LossLike, theta: Tensor, step: Tensor, basis: Tensor) -> StepSplit:
     """Split ``step`` into ``P_k step`` and ``(I - P_k) step`` and measure the loss decrease of each."""
+    fn = _fn(loss)
     with torch.no_grad():
         l0 = float(fn(theta))
         top = basis.T @ (basis @ step)
@@ -133,7 +162,7 @@ class GDTrace:
 
 
 def gradient_descent_probe(
-    fn: Callable[[Tensor], Tensor],
+    loss: LossLike,
     theta0: Tensor,
     lr: float,
     steps: int,
@@ -143,13 +172,18 @@ def gradient_descent_probe(
     lanczos_m: int = 30,
     seed: int = 0,
     stop_loss: float | None = None,
+    curvature: Callable[[Tensor], CurvatureOperator] | None = None,
 ) -> GDTrace:
     """Full-batch gradient descent ``theta <- theta - lr grad L(theta)``, probed every ``probe_every`` steps.
 
     At each probe: ``lambda_max`` and ``U_k`` by Lanczos (``lanczos_m`` steps), ``c_k`` and the split of the
     actual GD step ``s = -lr g`` into top / bulk parts.  Stops early when the loss falls below ``stop_loss``
-    or is not finite.
+    or is not finite.  ``loss``: a :class:`FlatLoss` or a function of the flat parameters;
+    ``curvature(theta)`` gives the operator whose top eigenspace is probed (default :func:`hessian_at`; e.g.
+    a GGN instead).
     """
+    fn = _fn(loss)
+    curv = (lambda th: hessian_at(loss, th)) if curvature is None else curvature
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     if steps < 1 or probe_every < 1:
@@ -164,7 +198,7 @@ def gradient_descent_probe(
             break
         if t % probe_every == 0 or t == steps:
             kk = min(k, theta.numel())
-            vals, basis = top_eigenspace(fn, theta, kk, m=min(theta.numel(), max(lanczos_m, 2 * kk)),
+            vals, basis = top_eigenspace(curv(theta), kk, m=min(theta.numel(), max(lanczos_m, 2 * kk)),
                                          seed=seed + t)
             sp = step_split(fn, theta, -lr * g, basis)
             ps.append(t)
@@ -180,7 +214,7 @@ def gradient_descent_probe(
 
 
 def projected_gd(
-    fn: Callable[[Tensor], Tensor],
+    loss: LossLike,
     theta0: Tensor,
     lr: float,
     steps: int,
@@ -190,10 +224,13 @@ def projected_gd(
     refresh: int = 10,
     lanczos_m: int = 30,
     seed: int = 0,
+    curvature: Callable[[Tensor], CurvatureOperator] | None = None,
 ) -> np.ndarray:
     """Loss trace (``steps + 1`` values) of GD whose step is projected: ``mode`` = ``'full'`` (plain GD),
     ``'top'`` (``-lr P_k g``) or ``'bulk'`` (``-lr (I - P_k) g``), ``U_k`` recomputed every ``refresh``
-    steps."""
+    steps (``loss`` and ``curvature`` as :func:`gradient_descent_probe`)."""
+    fn = _fn(loss)
+    curv = (lambda th: hessian_at(loss, th)) if curvature is None else curvature
     if mode not in ("full", "top", "bulk"):
         raise ValueError(f"mode must be 'full', 'top' or 'bulk', got {mode!r}")
     if not lr > 0 or steps < 1 or refresh < 1:
@@ -209,7 +246,7 @@ def projected_gd(
             break
         if mode != "full":
             if t % refresh == 0:
-                _, basis = top_eigenspace(fn, theta, kk, m=min(theta.numel(), max(lanczos_m, 2 * kk)),
+                _, basis = top_eigenspace(curv(theta), kk, m=min(theta.numel(), max(lanczos_m, 2 * kk)),
                                           seed=seed + t)
             top = basis.T @ (basis @ g)
             g = top if mode == "top" else g - top

@@ -128,21 +128,10 @@ def functional_batched_loss(
     vectorised over chains with ``torch.func.vmap``; returns the closure and the model's flat parameters
     ``w*``.
     """
-    from .hessian import flat_loss
+    from ghostsing.deepcheck.operators import flat_loss
 
-    fl = flat_loss(model, loss_fn, x[:1], y[:1])
-    buffers = {n: b.detach() for n, b in model.named_buffers()}
-
-    def single(w: Tensor, xb: Tensor, yb: Tensor) -> Tensor:
-        pd = fl.unflatten(w)
-        pd.update(buffers)
-        return loss_fn(torch.func.functional_call(model, pd, (xb,)), yb)
-
-    def loss(W: Tensor, idx: Tensor | None) -> Tensor:
-        xb, yb = (x, y) if idx is None else (x[idx], y[idx])
-        return torch.func.vmap(single, in_dims=(0, None, None))(W, xb, yb)
-
-    return loss, fl.theta
+    fl = flat_loss(model, loss_fn, x, y, eval_mode=not model.training)
+    return fl.batched, fl.theta
 
 
 def estimate_llc(

@@ -66,7 +66,7 @@ Computation: the ``N K`` vectors ``J_n^T s_{n,k}`` are per-sample gradients.  Tw
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +74,7 @@ import torch
 from torch import Tensor, nn
 
 from ghostsing.deepcheck import nets as _nets
+from ghostsing.deepcheck import operators as _ops
 from ghostsing.deepcheck.probes import hessian as _hs
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "PL_CONTAINER_MODULES",
     "piecewise_linear_violations",
     "is_piecewise_linear",
+    "mark_piecewise_linear",
     "output_hessian_factor",
     "exact_trace_piecewise_linear",
     "hessian_diagonal_piecewise_linear",
@@ -92,7 +94,7 @@ __all__ = [
 
 LOSSES: tuple[str, ...] = ("cross_entropy", "mse", "half_sse")
 METHODS: tuple[str, ...] = ("auto", "func", "layers")
-TRACE_METHODS: tuple[str, ...] = ("auto", "exact_pl", "hutchinson", "hutchpp")
+TRACE_METHODS: tuple[str, ...] = ("auto", "exact_pl", "hutchinson", "hutchpp", "xtrace")
 
 #: leaf modules whose forward is piecewise linear in its input and in each of its own parameters
 PL_LEAF_MODULES: tuple[type[nn.Module], ...] = (
@@ -114,22 +116,95 @@ PL_CONTAINER_MODULES: tuple[type[nn.Module], ...] = (
 )
 
 
-def piecewise_linear_violations(model: nn.Module, *, eval_mode: bool = True) -> list[str]:
+_PL_MARK = "_ghostsing_piecewise_linear"
+
+
+def mark_piecewise_linear(obj):
+    """Mark a module class or instance as piecewise linear in its input and in each of its own parameters
+    (usable as a class decorator); :func:`piecewise_linear_violations` then accepts it (its children are still
+    checked).  You assert the property: a wrong mark makes the exact trace ``tr G``, not ``tr H``."""
+    if not (isinstance(obj, nn.Module) or (isinstance(obj, type) and issubclass(obj, nn.Module))):
+        raise TypeError(f"mark_piecewise_linear needs an nn.Module class or instance, got {obj!r}")
+    setattr(obj, _PL_MARK, True)
+    return obj
+
+
+_FX_FUNCTIONS = {operator.add, operator.sub, operator.neg, operator.getitem, torch.add, torch.sub, torch.relu,
+                 torch.flatten, torch.cat, torch.stack, torch.nn.functional.relu,
+                 torch.nn.functional.leaky_relu, torch.nn.functional.max_pool1d,
+                 torch.nn.functional.max_pool2d, torch.nn.functional.avg_pool1d,
+                 torch.nn.functional.avg_pool2d, torch.nn.functional.adaptive_avg_pool2d, torch.reshape,
+                 torch.mean, torch.sum, getattr}
+_FX_METHODS = {"add", "sub", "relu", "flatten", "view", "reshape", "size", "permute", "transpose",
+               "contiguous",
+               "squeeze", "unsqueeze", "mean", "sum", "neg", "clamp_min"}
+_FX_SCALED = {operator.mul, operator.truediv, torch.mul, "mul", "div"}
+
+
+def _structural_violation(m: nn.Module) -> str | None:
+    """``None`` when ``m.forward``, traced with ``torch.fx`` (children as leaves), only calls each child once
+    and combines the results with additions / subtractions (e.g. additive skips), ReLU-type activations,
+    pooling, reshapes, concatenation, and products with constants or buffers; else the reason."""
+    import torch.fx
+
+    class _Shallow(torch.fx.Tracer):
+        def is_leaf_module(self, mod, qualname):  # noqa: ARG002 - fx signature
+            return True
+
+    try:
+        graph = _Shallow().trace(m)
+    except Exception as e:  # noqa: BLE001 - any tracing failure means "cannot certify"
+        return f"its forward could not be traced by torch.fx ({type(e).__name__})"
+    params = dict(m.named_parameters())
+    called: set[str] = set()
+
+    def fixed(a) -> bool:  # a constant or a buffer
+        return not isinstance(a, torch.fx.Node) or (a.op == "get_attr" and a.target not in params)
+
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        if node.op == "call_module":
+            if node.target in called:
+                return f"it calls child {node.target!r} twice (quadratic in its parameters)"
+            called.add(node.target)
+        elif node.op == "get_attr":
+            if node.target in params:
+                return f"its forward uses parameter {node.target!r} directly"
+        else:
+            tgt = node.target
+            if tgt in _FX_SCALED and (len(node.args) == 2 and (fixed(node.args[0]) or fixed(node.args[1]))):
+                continue
+            ok = tgt in _FX_FUNCTIONS if node.op == "call_function" else tgt in _FX_METHODS
+            if not ok:
+                name = getattr(tgt, "__name__", str(tgt))
+                return f"its forward calls {name!r}, which is not known to be piecewise linear"
+    return None
+
+
+def piecewise_linear_violations(
+    model: nn.Module, *, eval_mode: bool = True, trusted: tuple[type[nn.Module], ...] = ()
+) -> list[str]:
     """Reasons why ``model`` is not certified piecewise linear in each parameter (empty list: certified).
 
-    Every module (the model itself included) must be *exactly* of a type in :data:`PL_LEAF_MODULES` or
-    :data:`PL_CONTAINER_MODULES` (subclasses may override ``forward`` and are refused), or dropout / batch
-    norm in eval mode (``eval_mode=True``; batch norm also needs running statistics; dropout with ``p = 0``
-    passes in either mode).  No module may be registered twice and no parameter may be shared (weight tying
-    makes the output quadratic in the shared parameter).
+    A module passes when its type is *exactly* in :data:`PL_LEAF_MODULES` or :data:`PL_CONTAINER_MODULES`, or
+    in ``trusted``, or it (or its class) carries :func:`mark_piecewise_linear`'s mark, or it is dropout /
+    batch norm in eval mode (``eval_mode=True``; batch norm also needs running statistics; dropout with ``p =
+    0`` passes in either mode), or it has no parameters of its own and its forward is certified structurally
+    (:func:`_structural_violation`: children each called once, combined by additions, ReLU, pooling, reshapes,
+    products with constants; so user-written residual blocks pass).  No module may be registered twice and no
+    parameter may be shared (weight tying makes the output quadratic in the shared parameter).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(trusted, tuple) or not all(isinstance(t, type) and issubclass(t, nn.Module)
+                                                  for t in trusted):
+        raise TypeError(f"trusted must be a tuple of nn.Module classes, got {trusted!r}")
     out: list[str] = []
     for name, m in model.named_modules():
         where = f"module {name or '<root>'!r} of type {type(m).__name__}"
         t = type(m)
-        if t in PL_LEAF_MODULES or t in PL_CONTAINER_MODULES:
+        if t in PL_LEAF_MODULES or t in PL_CONTAINER_MODULES or t in trusted or getattr(m, _PL_MARK, False):
             continue
         if t in _EVAL_ONLY:
             if isinstance(m, nn.modules.dropout._DropoutNd):
@@ -142,7 +217,14 @@ def piecewise_linear_violations(model: nn.Module, *, eval_mode: bool = True) -> 
             elif m.running_mean is None:
                 out.append(f"{where} without running statistics (uses batch statistics even in eval mode)")
             continue
-        out.append(f"{where} is not in the piecewise-linear allow-list")
+        if not any(True for _ in m.parameters(recurse=False)) and any(True for _ in m.children()):
+            why = _structural_violation(m)
+            if why is None:
+                continue
+            out.append(f"{where}: {why} (mark it with mark_piecewise_linear or pass trusted= if it is)")
+            continue
+        out.append(f"{where} is not in the piecewise-linear allow-list (mark_piecewise_linear or trusted= "
+                   "to assert that it is)")
     seen: dict[int, str] = {}
     for name, m in model.named_modules(remove_duplicate=False):
         if id(m) in seen and seen[id(m)] != name:
@@ -156,10 +238,11 @@ def piecewise_linear_violations(model: nn.Module, *, eval_mode: bool = True) -> 
     return out
 
 
-def is_piecewise_linear(model: nn.Module, *, eval_mode: bool = True) -> bool:
+def is_piecewise_linear(model: nn.Module, *, eval_mode: bool = True,
+                        trusted: tuple[type[nn.Module], ...] = ()) -> bool:
     """True when :func:`piecewise_linear_violations` finds nothing: the loss's Hessian diagonal then equals
     the Gauss-Newton diagonal (module docstring)."""
-    return not piecewise_linear_violations(model, eval_mode=eval_mode)
+    return not piecewise_linear_violations(model, eval_mode=eval_mode, trusted=trusted)
 
 
 def _check_loss(loss: str) -> str:
@@ -229,25 +312,11 @@ class _Prepared:
 
 
 def _prepare(model: nn.Module, inputs: Tensor, dtype: torch.dtype | None) -> _Prepared:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(inputs, Tensor):
-        raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
-    if inputs.ndim < 1 or inputs.shape[0] < 1:
-        raise ValueError(f"inputs must have a leading batch axis of length >= 1, "
-                         f"got shape {tuple(inputs.shape)}")
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype must be a floating torch.dtype or None, got {dtype!r}")
-    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-    if not params:
-        raise ValueError("model has no trainable parameters")
-    buffers = {n: b.detach() for n, b in model.named_buffers()}
-    if dtype is not None:
-        params = {n: p.to(dtype) for n, p in params.items()}
-        buffers = {n: (b.to(dtype) if b.is_floating_point() else b) for n, b in buffers.items()}
-        if inputs.is_floating_point():
-            inputs = inputs.to(dtype)
-    return _Prepared(params=params, buffers=buffers, inputs=inputs)
+    """Parameters, buffers and inputs from the one flattened-loss object
+    (:func:`~ghostsing.deepcheck.operators. flat_loss`; the loss does not enter ``G``'s factors, so a
+    placeholder name is passed)."""
+    fl = _ops.flat_loss(model, "half_sse", inputs, None, dtype=dtype)
+    return _Prepared(params=fl.params(), buffers=fl.buffers, inputs=fl.inputs)
 
 
 #: modules whose per-sample gradients the ``'layers'`` path forms from recorded inputs and output gradients
@@ -462,14 +531,14 @@ def _diag_func(model, prep: _Prepared, loss: str, targets, chunk: int, want_diag
     return tot, diag
 
 
-def _run(model, inputs, targets, loss, *, chunk, eval_mode, dtype, check, method, want_diag):
+def _run(model, inputs, targets, loss, *, chunk, eval_mode, dtype, check, method, want_diag, trusted=()):
     _check_loss(loss)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
         raise ValueError(f"chunk must be an integer >= 1 or None, got {chunk!r}")
     if check:
-        bad = piecewise_linear_violations(model, eval_mode=eval_mode)
+        bad = piecewise_linear_violations(model, eval_mode=eval_mode, trusted=trusted)
         if bad:
             raise ValueError(
                 "the exact trace needs a network that is piecewise linear in each parameter; "
@@ -520,6 +589,7 @@ def exact_trace_piecewise_linear(
     dtype: torch.dtype | None = None,
     check: bool = True,
     method: str = "auto",
+    trusted: tuple[type[nn.Module], ...] = (),
 ) -> float:
     r"""Exact ``tr H`` of ``L(theta) = (1/N) sum_n ell(z_n(theta), y_n)`` for a piecewise-linear network.
 
@@ -538,11 +608,11 @@ def exact_trace_piecewise_linear(
     ``'auto'`` | ``'func'`` | ``'layers'`` (module docstring).
 
     ``check=True`` refuses (``ValueError`` naming the offending module type) any model that
-    :func:`is_piecewise_linear` cannot certify; ``check=False`` means *you assert piecewise linearity*
-    (otherwise the result is ``tr G``, not ``tr H``).
+    :func:`is_piecewise_linear` cannot certify (``trusted``: module classes you certify yourself);
+    ``check=False`` means *you assert piecewise linearity* (otherwise the result is ``tr G``, not ``tr H``).
     """
     tr, _, _ = _run(model, inputs, targets, loss, chunk=chunk, eval_mode=eval_mode, dtype=dtype,
-                    check=check, method=method, want_diag=False)
+                    check=check, method=method, want_diag=False, trusted=trusted)
     return tr
 
 
@@ -557,6 +627,7 @@ def hessian_diagonal_piecewise_linear(
     dtype: torch.dtype | None = None,
     check: bool = True,
     method: str = "auto",
+    trusted: tuple[type[nn.Module], ...] = (),
 ) -> Tensor:
     r"""Exact ``diag H`` (shape ``(P,)``, in the order of ``model.named_parameters()`` restricted to trainable
     parameters, as :func:`ghostsing.deepcheck.probes.hessian.flat_loss` flattens them).
@@ -565,27 +636,16 @@ def hessian_diagonal_piecewise_linear(
     parameter (module docstring).  Arguments as :func:`exact_trace_piecewise_linear`.
     """
     _, diag, prep = _run(model, inputs, targets, loss, chunk=chunk, eval_mode=eval_mode, dtype=dtype,
-                         check=check, method=method, want_diag=True)
+                         check=check, method=method, want_diag=True, trusted=trusted)
     return torch.cat([diag[n].reshape(-1) for n in prep.params])
 
 
-_LOSS_FNS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "cross_entropy": torch.nn.functional.cross_entropy,
-    "mse": torch.nn.functional.mse_loss,
-    "half_sse": lambda z, y: 0.5 * ((z - y) ** 2).reshape(z.shape[0], -1).sum(1).mean(),
-}
-
-
 def hvp_plan(model: nn.Module) -> tuple[str, int]:
-    """``(make_hvp method, probes per block)`` for Hessian-vector products of ``model``'s loss.
-
-    ``('jvp', 32)``: forward-over-reverse, ``vmap``-batched over 32 probe vectors (1.25x PyHessian's
-    one-probe-at-a-time double backward on a ReLU MLP, ``benchmarks/README_curvature.md``).
-    ``('double_backward', 1)`` when the model has a convolution: ``torch.func.vmap`` has no batching rule
-    for ``convolution_backward`` and falls back to a per-probe loop, which made the batched HVPs ~2x
-    *slower* than one double backward per probe on the benchmark conv net (1.32 s vs 0.67 s for 27
-    probes; PyHessian 0.68 s).
-    """
+    """``(HVP method, vectors per block)`` that :class:`~ghostsing.deepcheck.operators.HessianOperator`
+    picks with ``method='auto'``: ``('double_backward', 1)`` when the model has a convolution
+    (``torch.func.vmap`` has no batching rule for ``convolution_backward`` and falls back to a per-vector
+    loop: batched HVPs were ~2x slower than one double backward per vector on the benchmark conv net),
+    ``('jvp', 32)`` otherwise."""
     if any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
         return "double_backward", 1
     return "jvp", 32
@@ -598,37 +658,37 @@ def hessian_trace(
     loss: str = "cross_entropy",
     *,
     method: str = "auto",
-    n_probes: int = 99,
+    n_probes: int = 100,
     seed: int | np.random.Generator | None = 0,
     eval_mode: bool = True,
     dtype: torch.dtype | None = None,
     batch: int | None = None,
+    trusted: tuple[type[nn.Module], ...] = (),
 ) -> _hs.TraceEstimate:
     """``tr H`` of the loss ``loss`` (names as :func:`exact_trace_piecewise_linear`) by the best route.
 
-    ``method='exact_pl'``: :func:`exact_trace_piecewise_linear` (``stderr = 0``; refuses models that are not
-    certified piecewise linear); ``'hutchinson'`` / ``'hutchpp'``: the stochastic estimators of
-    :mod:`.hessian` with ``n_probes`` HVPs (``tr H ~= mean z^T H z``); ``'auto'``: ``'exact_pl'`` when
-    :func:`is_piecewise_linear` holds, else ``'hutchpp'``.
-
-    HVPs for the stochastic routes: :func:`hvp_plan` (``vmap``-batched forward-over-reverse, except for
-    nets with convolutions, where one double backward per probe is faster); ``batch`` overrides its
-    block size.
+    ``method='exact_pl'``: the exact ``tr G`` of the GGN operator, equal to ``tr H`` for nets certified
+    piecewise linear (``stderr = 0``; refuses others); ``'hutchinson'`` / ``'hutchpp'`` / ``'xtrace'``: the
+    stochastic estimators of :mod:`.hessian` on the :class:`~ghostsing.deepcheck.operators.HessianOperator`
+    with ``n_probes`` products; ``'auto'``: ``'exact_pl'`` when :func:`is_piecewise_linear` holds (with
+    ``trusted``), else :func:`ghostsing.deepcheck.probes.hessian.trace` with ``method='auto'`` (XTrace or
+    Hutchinson, whichever has the smaller estimated error).  ``batch`` overrides the operator's HVP block size
+    (:func:`hvp_plan`).
     """
     if method not in TRACE_METHODS:
         raise ValueError(f"method must be one of {TRACE_METHODS}, got {method!r}")
     _check_loss(loss)
     if method == "auto":
-        method = "exact_pl" if is_piecewise_linear(model, eval_mode=eval_mode) else "hutchpp"
+        pl = is_piecewise_linear(model, eval_mode=eval_mode, trusted=trusted)
+        method = "exact_pl" if pl else "auto"
     if method == "exact_pl":
-        tr = exact_trace_piecewise_linear(model, inputs, targets, loss, eval_mode=eval_mode, dtype=dtype)
-        return _hs.TraceEstimate(mean=tr, stderr=0.0, samples=np.array([tr]))
-    fl = _hs.flat_loss(model, _LOSS_FNS[loss], inputs, targets, dtype=dtype, eval_mode=eval_mode)
-    hvp_method, plan_batch = hvp_plan(model)
-    batch = plan_batch if batch is None else batch
-    hvp = _hs.make_hvp(fl.fn, fl.theta, method=hvp_method)
-    if method == "hutchinson":
-        return _hs.hutchinson_trace(hvp, fl.dim, n_probes, batch=batch, dtype=fl.theta.dtype,
-                                    device=fl.theta.device, seed=seed)
-    return _hs.hutchpp_trace(hvp, fl.dim, n_probes, batch=batch, dtype=fl.theta.dtype, device=fl.theta.device,
-                             seed=seed)
+        bad = piecewise_linear_violations(model, eval_mode=eval_mode, trusted=trusted)
+        if bad:
+            raise ValueError("method='exact_pl' needs a network that is piecewise linear in each parameter; "
+                             + "; ".join(bad))
+        fl = _ops.flat_loss(model, loss, inputs, targets, dtype=dtype, eval_mode=eval_mode)
+        tr = _ops.GGNOperator(fl).trace_exact()
+        return _hs.TraceEstimate(mean=tr, stderr=0.0, samples=np.array([tr]), method="exact_pl")
+    fl = _ops.flat_loss(model, loss, inputs, targets, dtype=dtype, eval_mode=eval_mode)
+    op = _ops.HessianOperator(fl, batch=batch)
+    return _hs.trace(op, n_probes, method=method, seed=seed)
