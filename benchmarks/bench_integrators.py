@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+import scipy
 from numba import njit
 from scipy.integrate import solve_ivp
 
@@ -661,6 +662,7 @@ def main(argv=None) -> int:
         "reference_vs_scipy_dop853_on_first_n_ref": ref_agree,
         "converge": CONVERGE, "t_eval": te.tolist(), "quick": a.quick, "floor": floor, "rows": rows,
         "ratios": ratios, "machine": {"python": sys.version.split()[0], "numba": numba.__version__,
+                                      "scipy": scipy.__version__, "numpy": np.__version__,
                                       "platform": platform.platform(), "cpu_count": os.cpu_count()},
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
