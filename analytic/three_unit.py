@@ -35,7 +35,7 @@ from ghostsing.models import ModelSpec
 OUT = Path(__file__).resolve().parent / "out"
 LIN3 = ModelSpec(K=3, M=2, N=3, activation="linear", v=(1.0, 0.5), B=[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0]])
 ERF3 = ModelSpec(K=3, M=3, N=1, activation="erf", v=(1.0, 1.0, 1.0), B=[[0.5], [1.5], [3.0]])
-PUBLISHED_RATE = {2: 0.0658, 3: 0.0461, 4: 0.0357}  # NOTES.md section 2 (Saad & Solla 1995)
+PUBLISHED_RATE = {2: 0.0658, 3: 0.0461, 4: 0.0357}  # escape rates / lr published by Saad & Solla (1995)
 
 
 def _num(x, digits: int = 8) -> sp.Float:
@@ -152,7 +152,7 @@ def plateau_sections(summary: dict) -> dict[str, dict]:
             f"eps_g there (ODE module) = {eg:.8f}; from the closed-form I2 below (independent) = "
             f"{float(eps_sym):.8f}, equal to the published K/6 - (K^2/pi) asin(1/(2K)) = "
             f"{float(eps_pub):.8f} "
-            f"(exact match: {same}); NOTES.md value 0.020297. "
+            f"(exact match: {same}); published value (Saad & Solla 1995) 0.020297. "
             f"|drift| at the point: {np.max(np.abs(drift)):.1e}. "
             f"Eigenvalues of the O(lr) drift Jacobian divided by lr: {np.round(ev[:4], 5).tolist()}; "
             f"the largest, "

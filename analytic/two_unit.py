@@ -59,8 +59,9 @@ def main() -> int:
 
     # ------------------------------------------------------------------ overlap chart and flow
     ch = overlap(spec)
-    sections["Overlap chart (DESIGN.md coordinates)"] = {
-        "": "Reduced coordinates xi = (w, Jbar; z; u): parent (the merged unit), free z, transverse u. "
+    sections["Overlap chart"] = {
+        "": "Reduced coordinates xi = (w, Jbar; z; u) with w = w_1 + w_2, z = (w_1 - w_2)/w, u = J_1 - J_2, "
+            "Jbar = (w_1 J_1 + w_2 J_2)/w: parent (the merged unit), free z, transverse u. "
             "The overlap manifold O_12 is u = 0.",
         **{s: e for s, e in zip(ch.theta, ch.psi, strict=True)},
         **{s: e for s, e in zip(ch.coords, ch.phi, strict=True)},

@@ -31,6 +31,10 @@ Section = Mapping[Any, Any]
 
 HESSIAN_MODES = ("none", "diagonal", "full")
 
+#: An equation whose LaTeX is longer than this many characters and whose right-hand side is a sum is
+#: broken into rows of about this length (``align*``) by :func:`latex_document` / :func:`markdown_note`.
+LINE_CHARS = 160
+
 _TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -64,13 +68,22 @@ def to_latex(obj: Any) -> str:
     if isinstance(obj, Sequence):
         return r"\begin{pmatrix}" + r" \\ ".join(to_latex(v) for v in obj) + r"\end{pmatrix}"
     if isinstance(obj, (sp.Basic, sp.MatrixBase, int, float)):
-        return sp.latex(obj)
+        return sp.latex(obj, symbol_names=_primed_names(obj))
     raise TypeError(f"cannot write {type(obj).__name__} as LaTeX; allowed: SymPy objects, numbers, str, "
                     "dicts and lists of them")
 
 
+def _primed_names(obj: Any) -> dict[sp.Symbol, str]:
+    """Braces around symbols with a prime (``w'_{1}`` -> ``{w'_{1}}``): SymPy prints ``w'_{1}^{2}``, which
+    TeX rejects as a double superscript (the prime is a superscript)."""
+    if not isinstance(obj, (sp.Basic, sp.MatrixBase)):
+        return {}
+    return {s: "{" + sp.latex(s) + "}" for s in obj.free_symbols
+            if isinstance(s, sp.Symbol) and "'" in s.name}
+
+
 def _lhs(key: Any) -> str:
-    return key if isinstance(key, str) else sp.latex(key)
+    return key if isinstance(key, str) else sp.latex(key, symbol_names=_primed_names(key))
 
 
 def _is_text(key: Any) -> bool:
@@ -80,6 +93,33 @@ def _is_text(key: Any) -> bool:
 def equation(lhs: Any, rhs: Any) -> str:
     """The LaTeX of ``lhs = rhs`` (``lhs`` LaTeX or SymPy, ``rhs`` anything :func:`to_latex` takes)."""
     return f"{_lhs(lhs)} = {to_latex(rhs)}"
+
+
+def equation_rows(lhs: Any, rhs: Any, width: int = LINE_CHARS) -> list[str]:
+    r"""``lhs = rhs`` broken into rows of about ``width`` characters of LaTeX at the terms of a sum.
+
+    Returns one string (``lhs = rhs``, for ``equation*``) when the equation is short or ``rhs`` is not a
+    SymPy sum; otherwise the rows ``lhs &= t_1 + t_2 ...``, ``&\quad + t_k ...`` of an ``align*``
+    (the terms in SymPy's printing order; a single term longer than ``width`` stays on its own row).
+    """
+    text = equation(lhs, rhs)
+    if len(text) <= width or not isinstance(rhs, sp.Add):
+        return [text]
+    names = _primed_names(rhs)
+    order = rhs.as_ordered_terms()
+    rows: list[str] = []
+    cur = ""
+    for k, term in enumerate(order):
+        t = sp.latex(term, symbol_names=names)
+        piece = t if k == 0 else (f" {t}" if t.startswith("-") else f" + {t}")
+        if cur and len(cur) + len(piece) > width:
+            rows.append(cur)
+            cur = piece.lstrip()
+        else:
+            cur += piece
+    rows.append(cur)
+    head = f"{_lhs(lhs)} &= {rows[0]}"
+    return [head] + [rf"&\quad {r}" for r in rows[1:]]
 
 
 def derivation_sections(derivation: Any, hessian: str = "none") -> dict[str, dict[str, Any]]:
@@ -146,7 +186,11 @@ def latex_document(title: str, sections: Mapping[str, Section], preamble: str = 
             if _is_text(lhs):
                 lines += [escape_text(str(rhs)), ""]
             else:
-                lines += [r"\begin{equation*}", equation(lhs, rhs), r"\end{equation*}"]
+                rows = equation_rows(lhs, rhs)
+                if len(rows) == 1:
+                    lines += [r"\begin{equation*}", rows[0], r"\end{equation*}"]
+                else:
+                    lines += [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
     lines.append(r"\end{document}")
     return "\n".join(line for line in lines if line is not None) + "\n"
 
@@ -164,7 +208,10 @@ def markdown_note(title: str, sections: Mapping[str, Section], intro: str = "") 
             if _is_text(lhs):
                 lines += [str(rhs), ""]
             else:
-                lines += ["$$", equation(lhs, rhs), "$$", ""]
+                rows = equation_rows(lhs, rhs)
+                body = rows[0] if len(rows) == 1 else \
+                    "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+                lines += ["$$", body, "$$", ""]
     return "\n".join(lines)
 
 
