@@ -162,9 +162,30 @@ def best_fit(spec: ModelSpec, seed: int | np.random.Generator = 0, n_starts: int
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
     if spec.alpha != 0:
-        raise ValueError(f"best_fit needs the plain model, got alpha={spec.alpha}; allowed: alpha = 0")
+        raise ValueError(f"best_fit needs the plain model, got alpha={spec.alpha}; allowed: alpha = 0 "
+                         "(global_minimum takes any alpha)")
+    return _multistart_minimum(spec, seed, n_starts, gtol, plain=True)
+
+
+def global_minimum(spec: ModelSpec, seed: int | np.random.Generator = 0, n_starts: int = 24,
+                   gtol: float = 1e-12, extra_starts: Sequence[np.ndarray] = ()) -> BestFit:
+    """The lowest minimum of the loss of ``spec`` at its own skip strength (any ``alpha >= 0``) found
+    from ``n_starts`` random starts and ``extra_starts`` (the same search as :func:`best_fit`, without
+    the sign canonicalisation, which the skips break).  A search, not a proof: the lowest of the
+    minima found."""
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
+    return _multistart_minimum(spec, seed, n_starts, gtol, plain=spec.alpha == 0,
+                               extra_starts=extra_starts)
+
+
+def _multistart_minimum(spec: ModelSpec, seed, n_starts: int, gtol: float, plain: bool,
+                        extra_starts: Sequence[np.ndarray] = ()) -> BestFit:
     model = derive(spec).compile()
-    ex = exact_best_fit(spec)
+    ex = exact_best_fit(spec) if plain else None
+
+    def canonical(theta):
+        return _canonical(spec, theta) if plain else theta
 
     def fun(x):
         return model.loss(np.ascontiguousarray(x))
@@ -188,7 +209,7 @@ def best_fit(spec: ModelSpec, seed: int | np.random.Generator = 0, n_starts: int
         return x
 
     def summary(theta, method, exact_val=None, minima=()):
-        theta = _canonical(spec, np.asarray(theta, dtype=np.float64))
+        theta = canonical(np.asarray(theta, dtype=np.float64))
         ev = np.linalg.eigvalsh(hess(theta))
         return BestFit(spec, theta, float(fun(theta)), float(np.linalg.norm(jac(theta))), ev, exact_val,
                        method, minima)
@@ -201,10 +222,11 @@ def best_fit(spec: ModelSpec, seed: int | np.random.Generator = 0, n_starts: int
     starts = [np.concatenate([rng.normal(0, vs, K), rng.normal(0, bs, K * N)]) for _ in range(n_starts)]
     for m in range(min(K, spec.M)):  # teacher-unit starts
         w0 = np.full(K, 0.1)
-        w0[0] = spec.v[m] if K == 1 else spec.v[m]
+        w0[0] = spec.v[m]
         J0 = rng.normal(0, 0.5, (K, N))
         J0[0] = spec.B[m]
         starts.append(spec.pack(w0, J0))
+    starts.extend(np.asarray(s, dtype=np.float64) for s in extra_starts)
     results = []
     for x0 in starts:
         try:
@@ -214,9 +236,9 @@ def best_fit(spec: ModelSpec, seed: int | np.random.Generator = 0, n_starts: int
             continue
         if np.all(np.isfinite(res.x)):
             x = polish(res.x)
-            results.append((fun(x), _canonical(spec, x)))
+            results.append((fun(x), canonical(x)))
     if not results:
-        raise RuntimeError(f"best_fit: no start converged for {spec!r}")
+        raise RuntimeError(f"no start converged for {spec!r}")
     results.sort(key=lambda r: r[0])
     minima: list[tuple[float, ...]] = []
     for _val, x in results:
