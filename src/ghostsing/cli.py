@@ -48,6 +48,16 @@ def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def _floats(text: str) -> list[float]:
+    """An argparse type: comma-separated finite floats."""
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers; allowed: comma-separated "
+                                         "floats such as 10,5") from exc
+    return values
+
+
 _units = _int_in(1, MAX_UNITS)
 _positive_int = _int_in(1)
 
@@ -69,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--form", choices=FORMS, default="order-parameters",
                    help="write the loss and flow in order parameters (Q = J.J, R = J.B, ...; default) or "
                         "in the raw weights")
+    d.add_argument("--expand", type=_int_in(1, 3), default=None,
+                   help="with --manifold overlap and N = 1: the normal form, the flow expanded in the "
+                        "transverse u and alpha to this total order (1..3)")
+    d.add_argument("--teacher-v", type=_floats, default=None, help="teacher second layer v (M floats, comma-"
+                   "separated; default ones)")
+    d.add_argument("--teacher-B", type=_floats, default=None,
+                   help="teacher first layer B, M x N floats row by row, comma-separated (default e_1..e_M)")
+    d.add_argument("--skip-directions", type=_floats, default=None,
+                   help="skip directions s_i, K x N floats row by row, comma-separated (default e_1..e_K)")
     d.add_argument("--out", default=None, help="also write the LaTeX (or JSON) to this file")
 
     p = sub.add_parser("portrait", help="phase portraits of the overlap singularity, plain vs skip")
@@ -96,9 +115,20 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     from ghostsing.models import ModelSpec
 
     N = args.input_dim if args.input_dim is not None else max(args.units, args.teacher)
-    spec = ModelSpec(K=args.units, M=args.teacher, N=N, activation=args.activation, alpha=args.skip)
+    K, M = args.units, args.teacher
+
+    def matrix(values, rows: int, name: str):
+        if values is None:
+            return None
+        if len(values) != rows * N:
+            raise ValueError(f"--{name} has {len(values)} numbers; allowed: {rows} x {N} = {rows * N}")
+        return [values[r * N:(r + 1) * N] for r in range(rows)]
+
+    spec = ModelSpec(K=K, M=M, N=N, activation=args.activation, alpha=args.skip, v=args.teacher_v,
+                     B=matrix(args.teacher_B, M, "teacher-B"), skip=matrix(args.skip_directions, K,
+                                                                            "skip-directions"))
     manifold = None if args.manifold == "none" else args.manifold
-    text = derive_report(spec, manifold=manifold, fmt=args.format, form=args.form)
+    text = derive_report(spec, manifold=manifold, fmt=args.format, form=args.form, expand=args.expand)
     print(text)
     if args.out:
         from pathlib import Path

@@ -167,13 +167,16 @@ def _json(d: Derivation, part: dict[str, Any] | None, opf: Any = None) -> str:
 
 
 def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text",
-                  form: str = "weights") -> str:
+                  form: str = "weights", expand: int | None = None) -> str:
     """The derived model of ``spec`` (module docstring) in format ``fmt`` (``text``, ``latex``, ``json``).
 
     ``manifold`` is ``None`` or one of :data:`MANIFOLDS`; the singular manifolds are those of the plain
     model (``K >= 2``; ``linear-dependence`` needs ``K = 3`` and ``N = 3``), and the flow written in
     their coordinates uses ``spec.alpha``.  ``form`` is ``"weights"`` (the raw parameters) or
-    ``"order-parameters"`` (:mod:`ghostsing.analytic.order_form`).
+    ``"order-parameters"`` (:mod:`ghostsing.analytic.order_form`).  ``expand`` (``1..3``, with
+    ``manifold="overlap"`` and ``N = 1``) adds the normal form near the overlap line: the flow expanded in
+    ``u`` and ``alpha`` to that total order at the plain (K-1)-unit fit
+    (:func:`ghostsing.analytic.normal_form.overlap_normal_form`).
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
@@ -183,6 +186,14 @@ def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text
         raise TypeError(f"manifold must be a str or None, got {manifold!r}")
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not known; allowed: {', '.join(FORMS)}")
+    nf = None
+    if expand is not None:
+        if manifold != "overlap":
+            raise ValueError(f"expand={expand!r} needs manifold='overlap' (got {manifold!r}); allowed: "
+                             "expand=None, or manifold='overlap'")
+        from ghostsing.analytic.normal_form import overlap_normal_form
+
+        nf = overlap_normal_form(spec, order=expand)
     d = derive(spec)
     part = _manifold_part(spec, manifold) if manifold is not None else None
     opf = None
@@ -191,8 +202,18 @@ def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text
 
         opf = order_parameter_form(spec)
     if fmt == "text":
-        return _text(d, part, opf)
+        return _text(d, part, opf) + ("\n" + nf.text() if nf is not None else "")
     if fmt == "json":
-        return _json(d, part, opf)
+        out = json.loads(_json(d, part, opf))
+        if nf is not None:
+            out["normal_form"] = {
+                "order": nf.order, "amari_K": nf.K, "v1": nf.v1, "degenerate": nf.degenerate,
+                "fit": nf.fit.theta.tolist(),
+                "coefficients": [{"component": n, "u_power": a, "alpha_power": b, **_expr_record(c)}
+                                 for (n, a, b), c in nf.coefficients.items()]}
+        return json.dumps(out, indent=1)
     title = f"Gradient flow of the {spec.K}-unit {spec.activation} student, alpha = {spec.alpha}"
-    return tex.latex_document(title, report_sections(d, part, opf))
+    sections = report_sections(d, part, opf)
+    if nf is not None:
+        sections.update(nf.sections())
+    return tex.latex_document(title, sections)
