@@ -297,7 +297,8 @@ def _slt_unit(cfg, model, x, y) -> dict:
     tr = _train_adam(model, x, y, _ce, cfg.lr, cfg.epochs, cfg.target_loss)
     loss, w_star = functional_batched_loss(model, _ce, x, y)
     sg = SGLDConfig(step_size=cfg.sgld_step, gamma=cfg.sgld_gamma, num_chains=cfg.sgld_chains,
-                    num_draws=cfg.sgld_draws, num_burnin=cfg.sgld_burnin, batch_size=cfg.sgld_batch)
+                    num_draws=cfg.sgld_draws, num_burnin=cfg.sgld_burnin, batch_size=cfg.sgld_batch,
+                    sampler="sgld", preconditioner="none")
     res = estimate_llc(loss, w_star, len(y), sg, seed=0)
     d = int(w_star.numel())
     return {"train": tr, "n_params": d, "llc": res.llc, "llc_over_half_d": res.llc / (d / 2),

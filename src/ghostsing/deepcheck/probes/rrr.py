@@ -130,16 +130,27 @@ class RRRProblem:
 
 
 def make_rrr_data(
-    problem: RRRProblem, n: int, *, seed: int | np.random.Generator = 0, dtype: torch.dtype = torch.float64
+    problem: RRRProblem,
+    n: int,
+    *,
+    seed: int | np.random.Generator = 0,
+    dtype: torch.dtype = torch.float64,
+    singular_values: tuple[float, float] = (1.0, 2.0),
 ) -> RRRData:
     """Draw ``n`` samples ``x ~ N(0, I_M)``, ``y = B0 A0 x + sigma eps`` with a random rank-``r`` truth.
 
     ``C0 = B0 A0 = U diag(s) V^T`` with Haar-random orthonormal ``U (N, r)``, ``V (M, r)`` and singular values
-    ``s`` evenly spaced in ``[1, 2]`` (well separated from 0, so the rank is ``r`` at every sample size);
+    ``s`` evenly spaced in ``singular_values = (s_min, s_max)`` (default ``[1, 2]``; ``s_min > 0`` keeps the
+    rank ``r`` at every sample size; a large ``s_max``, e.g. 12, gives the large-scale truths whose curvature
+    at ``w*`` is ~``s_max`` times larger);
     ``B0 = [U diag(s)^{1/2}, 0]``, ``A0 = [diag(s)^{1/2} V^T; 0]``.
     """
     if not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"n must be an int >= 2, got {n!r}")
+    lo, hi = (float(v) for v in singular_values)
+    if not 0 < lo <= hi:
+        raise ValueError(f"singular_values must be (s_min, s_max) with 0 < s_min <= s_max, "
+                         f"got {singular_values}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     p = problem
     A0 = np.zeros((p.H, p.M))
@@ -147,7 +158,7 @@ def make_rrr_data(
     if p.r > 0:
         U = np.linalg.qr(rng.standard_normal((p.N, p.r)))[0]
         V = np.linalg.qr(rng.standard_normal((p.M, p.r)))[0]
-        sq = np.sqrt(np.linspace(1.0, 2.0, p.r))
+        sq = np.sqrt(np.linspace(lo, hi, p.r))
         A0[: p.r] = sq[:, None] * V.T
         B0[:, : p.r] = U * sq[None, :]
     X = rng.standard_normal((n, p.M))
