@@ -64,6 +64,8 @@ def _check_matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
 class ModelSpec:
     """A validated, immutable reduced teacher–student model (see the module docstring).
 
+    After construction ``v``, ``B`` and ``skip`` are read-only float64 numpy arrays.
+
     Parameters
     ----------
     K, M : number of student and teacher hidden units, each in 1..4.
@@ -74,8 +76,6 @@ class ModelSpec:
     B : teacher first layer, M x N (default the first M unit vectors; needs N >= M).
     sigma : output-noise standard deviation, >= 0.
     skip : skip directions s_i, K x N (default the first K unit vectors).
-
-    After construction ``v``, ``B`` and ``skip`` are read-only float64 numpy arrays.
     """
 
     K: int = 2
