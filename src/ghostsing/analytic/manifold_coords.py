@@ -22,8 +22,8 @@ linear dependence      ``w_1 = w_1' - a w_3, w_2 = w_2' - b w_3,``      ``w_3, a
                        ``n = J_1 x J_2 / |J_1 x J_2|``
 =====================  ===============================================  =====================  ===========
 
-Overlap coordinates follow DESIGN.md: ``w = w_i + w_j``, ``z = (w_i - w_j)/w``, ``u = J_i - J_j``,
-``Jbar = (w_i J_i + w_j J_j)/w`` (NOTES.md and Amari et al. use ``u = J_j - J_i``; the leading-order
+Overlap coordinates: ``w = w_i + w_j``, ``z = (w_i - w_j)/w``, ``u = J_i - J_j``,
+``Jbar = (w_i J_i + w_j J_j)/w`` (Amari et al. use ``u = J_j - J_i``; the leading-order
 flow is even in ``u``, so nothing below depends on that sign).
 
 The gradient flow ``theta' = -grad L`` written in a chart is the chain rule through the inverse map::

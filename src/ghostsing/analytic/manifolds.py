@@ -1,7 +1,7 @@
 """Singular manifolds of the plain student, the critical points they hold, and the Milnor attractor.
 
 One import for the whole analytic treatment of the singularities (Fukumizu & Amari 2000; Amari,
-Park & Ozeki 2006; Wei et al. 2008; DESIGN.md, NOTES.md section 1)::
+Park & Ozeki 2006; Wei et al. 2008)::
 
     from ghostsing.analytic.manifolds import (overlap, elimination, linear_dependence, best_fit,
         criticality_proof, critical_line, milnor_interval, amari_K, overlap_plane_flow,

@@ -1,6 +1,6 @@
 """The overlap line of critical points, its stability, and the Milnor-attractor segment.
 
-Setting (Fukumizu & Amari 2000; Amari, Park & Ozeki 2006; Wei et al. 2008; NOTES.md section 1).
+Setting (Fukumizu & Amari 2000; Amari, Park & Ozeki 2006; Wei et al. 2008).
 Let ``theta'* = (..., w, Jbar, ...)`` be the best (K-1)-unit fit and embed it into ``O_ij`` with the
 chart of :func:`ghostsing.analytic.manifold_coords.overlap` (``u = J_i - J_j`` transverse, ``z`` free).
 With ``r* = y - f'(x)`` the residual of the fit, expand the loss in ``u`` at fixed ``(w, z, Jbar)``::
@@ -14,14 +14,14 @@ With ``r* = y - f'(x)`` the residual of the fit, expand the loss in ``u`` at fix
 is block diagonal, ``Hess' (+) 0_z (+) H_uu`` with ``H_uu = -(1 - z^2) Kmat`` (because ``dL/du = 0`` on the
 whole of ``{u = 0}`` and ``d^2 L / dz du = 0`` at the fit).  The gradient flow in the chart has the metric
 ``G = D psi^T D psi`` with ``(G^-1)_uu = 2``, ``(G^-1)_{Jbar u} = z``, ``G_uu = (1 + z^2)/2``.  Hence, with
-``(w, Jbar)`` held at the fit (the instantaneous rates; NOTES.md, checked numerically in the tests)::
+``(w, Jbar)`` held at the fit (the instantaneous rates, checked numerically in the tests)::
 
     du/dt    = 2 (1 - z^2) Kmat u + O(u^2)
     dJbar/dt = z (1 - z^2) Kmat u + O(u^2)
     dz/dt    = -z (z^2 + 3) K u^2 / w^2 + z (1 - z^2) P u^2 / 4 + O(u^3),   P = E[g g''(Jbar x) x^2]  (N = 1)
 
 (the ``P`` term comes from the change of the network output at second order in ``u``; it is absent from
-the NOTES form, which assumes ``w`` re-adjusted).  Because ``Jbar`` moves at first order too, the
+the form that assumes ``w`` re-adjusted).  Because ``Jbar`` moves at first order too, the
 *eigenvalue* of the linearised flow (the growth rate of a perturbation that keeps its shape) is not
 ``2 (1 - z^2) K`` but, to leading order in ``K / |Hess'|``, the Rayleigh quotient of ``H_uu`` along
 ``d psi/du``::
