@@ -1,12 +1,22 @@
-"""Benchmark: ghostsing's SGLD local learning coefficient against devinterp 1.x, at matched settings.
+"""Benchmark: ghostsing's local learning coefficient against Aoyagi & Watanabe's RLCT with the defaults
+(``--aoyagi``, the default mode), and against devinterp 1.x at matched SGLD settings (``--devinterp``).
 
-Not a test.  Needs ``pip install --no-deps devinterp==1.3.2`` (plus cloudpickle) in the benchmark
-environment only.  Problem: reduced-rank regression (M, H, N, r) = (4, 2, 3, 1) with known RLCT 4.0
+``--aoyagi``: reduced-rank regression y = B A x + eps of nine shapes (M, H, N, r), three in Aoyagi's case 1
+and two in each of cases 2-4, each with a unit-scale truth (singular values of B0 A0 in [1, 2]) and a
+large-scale one (in [2, 12]), ``--data-seeds`` data sets each, n = ``--n``; ``estimate_llc`` with
+``SGLDConfig()`` (the defaults: preconditioned MALA, adapted step, gamma = 0.05 sqrt(n beta)) on the exact
+sufficient-statistics loss at the maximum-likelihood w*.  Reported: the estimate, its relative error against
+the closed form, the chains' standard error, flags and wall time per problem; summary: max |error| per case.
+
+``--devinterp``: not a test.  Needs ``pip install --no-deps devinterp==1.3.2`` (plus cloudpickle) in the
+benchmark environment only.  Problem: reduced-rank regression (M, H, N, r) = (4, 2, 3, 1) with known RLCT 4.0
 (Aoyagi & Watanabe 2005), n samples, w* = the maximum-likelihood factors.  Settings matched: SGLD step eps,
 localisation gamma, n beta = n / ln n (n = data-set size: devinterp's default takes the batch size),
 L_n(w*) on the full data set (devinterp's default averages ``num_chains`` mini-batches), full-batch gradients,
 same chains / draws / burn-in, float32 nn.Module for both; ghostsing also on its float64 sufficient-statistics
-path.  Usage: ``python benchmarks/bench_llc.py [--n 10000] [--draws 1000] [--json out.json]``.
+path.  devinterp 2.0.1 (the current line) needs a newer torch than this environment's 2.13.0 CPU and
+pulls a CUDA build of several GB, so it is not run here.
+Usage: ``python benchmarks/bench_llc.py [--aoyagi | --devinterp] [--n 100000] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -20,12 +30,57 @@ import numpy as np
 import torch
 
 from ghostsing.deepcheck.probes.llc import SGLDConfig, estimate_llc, functional_batched_loss
-from ghostsing.deepcheck.probes.rrr import RRRData, RRRProblem
+from ghostsing.deepcheck.probes.rrr import RRRData, RRRProblem, make_rrr_data
+
+#: (M, H, N, r): three shapes in Aoyagi's case 1, two in each of cases 2, 3 and 4
+SHAPES: tuple[tuple[int, int, int, int], ...] = (
+    (5, 3, 5, 0), (3, 3, 3, 3), (4, 2, 3, 1), (1, 1, 4, 1), (3, 2, 6, 2), (5, 1, 1, 1), (6, 2, 2, 2),
+    (1, 3, 1, 1), (2, 4, 3, 2),
+)
+
+
+def _case(M: int, H: int, N: int, r: int) -> int:
+    if M + N < H + r:
+        return 4
+    if M + H < N + r:
+        return 2
+    if N + H < M + r:
+        return 3
+    return 1
+
+
+def aoyagi(a) -> dict:
+    """The defaults on every shape, unit-scale and large-scale truths (module docstring)."""
+    rows = []
+    for shape in SHAPES:
+        p = RRRProblem(*shape)
+        for scale, sv in (("unit", (1.0, 2.0)), ("large", (2.0, 12.0))):
+            for ds in range(a.data_seeds):
+                d = make_rrr_data(p, a.n, seed=100 + ds, singular_values=sv)
+                t = time.perf_counter()
+                r = estimate_llc(lambda W, idx, p=p, d=d: p.loss(W, d), p.mle(d), a.n, SGLDConfig(), seed=ds)
+                rows.append(dict(shape=list(shape), case=_case(*shape), scale=scale, data_seed=ds,
+                                 rlct=p.rlct, llc=r.llc, rel_err=r.llc / p.rlct - 1, stderr=r.llc_stderr,
+                                 flags=list(r.flags),
+                                 acceptance=float(r.acceptance.mean()), step=r.step_size, gamma=r.gamma,
+                                 seconds=time.perf_counter() - t))
+                print(json.dumps(rows[-1]), flush=True)
+    errs = np.array([abs(r["rel_err"]) for r in rows])
+    out = {"mode": "aoyagi", "n": a.n, "config": "SGLDConfig()", "rows": rows,
+           "max_abs_rel_err": float(errs.max()), "rms_rel_err": float(np.sqrt(np.mean(errs**2))),
+           "max_abs_rel_err_by_case": {str(c): float(max(abs(r["rel_err"]) for r in rows if r["case"] == c))
+                                       for c in (1, 2, 3, 4)},
+           "n_flagged": sum(bool(r["flags"]) for r in rows), "n_within_5pct": int(np.sum(errs < 0.05)),
+           "n_problems": len(rows), "median_seconds": float(np.median([r["seconds"] for r in rows]))}
+    return out
 
 
 def main() -> dict:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--devinterp", action="store_true", help="the devinterp 1.3.2 comparison")
+    ap.add_argument("--aoyagi", action="store_true", help="the defaults against Aoyagi's RLCT (default mode)")
+    ap.add_argument("--data-seeds", type=int, default=2)
+    ap.add_argument("--n", type=int, default=None, help="default 100000 (--aoyagi), 10000 (--devinterp)")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--burnin", type=int, default=500)
     ap.add_argument("--chains", type=int, default=4)
@@ -33,6 +88,15 @@ def main() -> dict:
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if not a.devinterp:
+        a.n = 100_000 if a.n is None else a.n
+        out = aoyagi(a)
+        print(json.dumps({k: v for k, v in out.items() if k != "rows"}, indent=2))
+        if a.json:
+            with open(a.json, "w") as fh:
+                json.dump(out, fh, indent=1)
+        return out
+    a.n = 10_000 if a.n is None else a.n
     from devinterp.optim.sgld import SGLD
     from devinterp.slt.sampler import estimate_learning_coeff_with_summary
 
@@ -61,7 +125,7 @@ def main() -> dict:
 
     crit = lambda o, t: 0.5 * ((o - t) ** 2).sum(1).mean()  # per-sample NLL, sigma = 1
     cfg = SGLDConfig(step_size=eps, gamma=gamma, nbeta=nbeta, num_chains=a.chains, num_draws=a.draws,
-                     num_burnin=a.burnin)
+                     num_burnin=a.burnin, sampler="sgld", preconditioner="none")  # devinterp's update
     out = {"problem": "RRR (M,H,N,r)=(4,2,3,1)", "rlct": p.rlct, "n": n, "nbeta": nbeta, "step": eps,
            "gamma": gamma, "chains": a.chains, "draws": a.draws, "burnin": a.burnin, "threads": a.threads}
 

@@ -94,15 +94,16 @@ def test_xtrace_equals_its_leave_one_out_definition_and_is_unbiased():
     a = q @ np.diag(lam) @ q.T
     op = ops.DenseOperator(torch.tensor(a))
     s = 12
-    r = np.random.default_rng(3)
-    om = (r.integers(0, 2, size=(s, p)) * 2.0 - 1.0).T
+    g = np.random.default_rng(3).standard_normal((s, p))
+    om = (g * np.sqrt(p) / np.linalg.norm(g, axis=1, keepdims=True)).T  # the sphere of radius sqrt P
     y = a @ om
     ref = []
-    # the definition (Epperly, Tropp & Webber 2024): Hutch++ with Q from A Omega without column i
+    # the definition (Epperly, Tropp & Webber 2024, improved): Q_(i) from A Omega without column i, the
+    # remainder along the normalised projected test vector, scaled by the complement's dimension P - s + 1
     for i in range(s):
         qi = np.linalg.qr(np.delete(y, i, axis=1))[0]
-        pi = np.eye(p) - qi @ qi.T
-        ref.append(np.trace(qi.T @ a @ qi) + om[:, i] @ pi @ a @ pi @ om[:, i])
+        u = om[:, i] - qi @ (qi.T @ om[:, i])
+        ref.append(np.trace(qi.T @ a @ qi) + (p - s + 1) * (u @ a @ u) / (u @ u))
     est = hs.xtrace(op, 2 * s, seed=3)
     np.testing.assert_allclose(est.samples, ref, rtol=1e-10, atol=1e-10)
     assert est.n_matvecs == 2 * s
