@@ -27,9 +27,12 @@ JOBS = {
     "elimination_portraits": lambda out, seed: ex.run_elimination_portraits(out, alpha_skip=0.1, grid=41,
                                                                             seed=seed),
     "plateau_vs_epsilon": lambda out, seed: ex.run_plateau_vs_epsilon(out, seed=seed, n=24),
-    "plateau_vs_alpha": lambda out, seed: ex.run_plateau_vs_alpha(out, seed=seed, n=8),
     "loss_curves": lambda out, seed: ex.run_loss_curves(out, seed=seed, n=32),
     "sgd_vs_ode": lambda out, seed: ex.run_sgd_vs_ode(out, seed=seed, n=4),
+    "ghost_passage": lambda out, seed: ex.EXPERIMENTS["ghost-passage"](out, seed=seed, n=5),
+    "ghost_traps": lambda out, seed: ex.EXPERIMENTS["ghost-traps"](out, seed=seed),
+    "ghost_basin": lambda out, seed: ex.EXPERIMENTS["ghost-basin"](out, seed=seed, n=200),
+    "symmetric_passage": lambda out, seed: ex.EXPERIMENTS["symmetric-passage"](out, seed=seed, n=6),
 }
 
 

@@ -49,4 +49,4 @@ def test_spec_errors_become_exit_2(capsys):
 def test_unknown_experiment_lists_allowed(capsys):
     assert main(["simulate", "--experiment", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "plateau-vs-alpha" in err and "'nope'" in err
+    assert "ghost-passage" in err and "'nope'" in err

@@ -39,7 +39,7 @@ def test_amari_K_closed_form_against_quadrature(intervals):
 
 
 def test_attracting_segment_follows_sign_of_K(intervals):
-    """K > 0 => |z| > 1 attracts; K < 0 => |z| < 1 attracts (NOTES.md section 1), from the exact Jacobian."""
+    """K > 0 => |z| > 1 attracts; K < 0 => |z| < 1 attracts (Amari et al.), from the exact Jacobian."""
     for name, rule in (("neg", "|z| < 1"), ("pos", "|z| > 1"), ("issue", "|z| > 1")):
         mi = intervals[name]
         assert mi.rule == rule and mi.certified and mi.parent_is_minimum

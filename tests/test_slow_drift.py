@@ -25,15 +25,6 @@ GENERIC = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4
 SYMMETRIC = ModelSpec(K=2, M=2, N=2, activation="erf")
 
 
-def _random_teacher(rng: np.random.Generator, K: int, M: int, N: int) -> ModelSpec:
-    v = rng.uniform(0.5, 3.0, M) * rng.choice([-1.0, 1.0], M)
-    B = rng.normal(0.0, 1.5, (M, N))
-    S = rng.normal(size=(K, N))
-    if N > 1:  # unit directions (in N = 1 a unit direction is +-1: equal skips half of the time)
-        S /= np.linalg.norm(S, axis=1, keepdims=True)
-    return ModelSpec(K=K, M=M, N=N, activation="erf", v=np.round(v, 3), B=np.round(B, 3), skip=np.round(S, 3))
-
-
 def _measured_slope(spec: ModelSpec, fit, z0: float, alpha: float, mu: float) -> float:
     """(z(t2) - z(t1)) / (t2 - t1) / alpha on a trajectory started on the line at z0."""
     f = derive(spec.replace(alpha=alpha)).compile()
@@ -115,7 +106,7 @@ def test_v1_against_the_integrator_on_random_teachers(K, M, N):
     falls tenfold from alpha = 1e-5 to 1e-6, and (b) the Richardson extrapolation of the two
     measurements equals ``v1`` to 1e-3.
     """
-    spec = _random_teacher(np.random.default_rng(100 * K + N), K, M, N)
+    spec = ModelSpec.random(100 * K + N, K, M, N)
     d = slow_drift(spec)
     assert not d.degenerate
     assert d.fit.hessian_eigenvalues[0] > 0
@@ -193,3 +184,45 @@ def test_trap_is_certified_and_reached_by_the_flow():
     th0 = overlap(GENERIC).to_theta(np.concatenate([slow_drift(GENERIC).fit.theta, [2.0], [1e-3]]))
     sol = integrate(f, th0, np.array([0.0, 2e6]), rtol=1e-10, atol=1e-12, method="auto")
     assert np.max(np.abs(sol.y[0, -1] - tr.theta)) < 1e-5 * np.max(np.abs(tr.theta))
+
+
+def test_passage_times_follow_the_derived_law_and_the_laws_are_compared_on_one_criterion():
+    """Small version of the ghost-passage study: alpha tau -> C with an O(alpha) correction, and the
+    derived law (no free parameter) beats a fitted power law under AIC on ln tau."""
+    from ghostsing.simulate.ghost_experiments import passable_start
+    from ghostsing.simulate.ghost_passage import passage_times
+    from ghostsing.simulate.passage_laws import compare_laws, inverse_law, power_law
+
+    fate = overlap_fate(GENERIC)
+    z0, zb, C = passable_start(fate)
+    assert (z0, zb) == (-2.0, -1.0) and C == pytest.approx(1 / fate.drift.v1)
+    run = passage_times(GENERIC, fate.drift.fit, z0, zb, C, [1e-4, 1e-3, 1e-2], n_starts=3, seed=1)
+    rel = np.abs(run.alphas[:, None] * run.tau_line / C - 1)
+    assert np.all(rel[0] < 1e-3) and np.all(rel[1] < 5e-3) and np.all(rel[2] < 5e-2)
+    assert np.all(np.diff(rel.mean(axis=1)) > 0)  # the error grows with alpha
+    assert np.all(run.tau_tube > run.tau_line)  # the trajectory leaves the line after z_b, not before
+    res = compare_laws([inverse_law(C), power_law()], np.repeat(run.alphas, 3), run.tau_line.ravel(),
+                       n_boot=20)
+    p = res["fits"]["power"]
+    assert p.params[1] == pytest.approx(1.0, abs=0.05)  # exponent 1
+    # negative control: the derived law with a wrong constant loses to the free power law
+    bad = compare_laws([inverse_law(1.5 * C), power_law()], np.repeat(run.alphas, 3), run.tau_line.ravel(),
+                       n_boot=0)
+    assert bad["order"][0] == "power"
+
+
+def test_ghost_experiments_run_end_to_end_on_tiny_settings(tmp_path):
+    import json
+
+    from ghostsing.simulate import experiments as ex
+
+    ex.EXPERIMENTS["ghost-traps"](tmp_path, alphas=(0.3, 0.1), progress=False)
+    meta = json.loads((tmp_path / "ghost_traps.json").read_text())
+    assert all(t["certified"] for t in meta["traps"])
+    assert all(t["trajectory_rel_distance_to_trap"] < 1e-8 for t in meta["traps"])
+    ex.EXPERIMENTS["ghost-basin"](tmp_path, n=8, alphas=(0.0, 1.0), t_end=1e5, progress=False)
+    meta = json.loads((tmp_path / "ghost_basin.json").read_text())
+    assert meta["per_alpha"][0]["trap_loss"] is None
+    assert sum(meta["per_alpha"][1]["fractions"].values()) == pytest.approx(1.0)
+    for stem in ("ghost_traps", "ghost_basin"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 0

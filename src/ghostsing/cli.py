@@ -3,7 +3,7 @@
     ghostsing derive   --units K --teacher M --activation erf --skip 0.5 --form order-parameters
     ghostsing derive   --units 2 --teacher 2 --input-dim 1 --manifold overlap --expand 2
     ghostsing portrait --out simulations/figures --skip 0.5
-    ghostsing simulate --experiment plateau-vs-alpha --out simulations/figures
+    ghostsing simulate --experiment ghost-passage --out simulations/figures
 
 Each sub-command parses and validates its flags here (argparse) and calls one library function; the
 heavy imports happen only inside the chosen sub-command.
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", action="store_true", help="also save PDF")
 
     s = sub.add_parser("simulate", help="run a simulation experiment and draw its figures")
-    s.add_argument("--experiment", default="plateau-vs-alpha",
+    s.add_argument("--experiment", default="ghost-passage",
                    help="which experiment (see `ghostsing simulate --list`)")
     s.add_argument("--list", action="store_true", help="list the experiments and exit")
     s.add_argument("--out", default="simulations/figures")

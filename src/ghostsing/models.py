@@ -181,6 +181,24 @@ class ModelSpec:
         }
 
     @classmethod
+    def random(cls, seed: int | np.random.Generator, K: int = 2, M: int = 2, N: int = 1,
+               activation: str = "erf") -> ModelSpec:
+        """A random teacher with random skip directions (generic, not symmetric), rounded to 3 digits.
+
+        ``v_m = +-U(0.5, 3)``, ``B ~ N(0, 1.5^2)`` entrywise, skip directions ``s_i`` uniform on the unit
+        sphere for ``N > 1`` and ``s_i ~ N(0, 1)`` for ``N = 1`` (a unit direction in one dimension is
+        +-1, which would give equal skips half of the time).  ``alpha = 0``.
+        """
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        v = rng.uniform(0.5, 3.0, M) * rng.choice([-1.0, 1.0], M)
+        B = rng.normal(0.0, 1.5, (M, N))
+        S = rng.normal(size=(K, N))
+        if N > 1:
+            S /= np.linalg.norm(S, axis=1, keepdims=True)
+        return cls(K=K, M=M, N=N, activation=activation, v=np.round(v, 3), B=np.round(B, 3),
+                   skip=np.round(S, 3))
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
         return cls(**d)
 

@@ -49,9 +49,9 @@ from scipy.optimize import minimize
 
 from ghostsing.analytic import manifold_coords
 from ghostsing.models import ModelSpec
+from ghostsing.simulate import ghost_experiments
 from ghostsing.simulate.plateau import (
     PlateauConfig,
-    compare_alpha_laws,
     detect_plateaus,
     fit_log_law,
     summarize,
@@ -62,7 +62,7 @@ __all__ = [
     "EXPERIMENTS", "OverlapPlane", "EliminationPlane", "symmetric_spec", "one_unit_fit", "compiled",
     "relaxed_grid", "attracting_segments", "overlap_portrait_data", "elimination_portrait_data",
     "escape_times", "run_portraits", "run_elimination_portraits", "run_plateau_vs_epsilon",
-    "run_plateau_vs_alpha", "run_loss_curves", "run_sgd_vs_ode",
+    "run_loss_curves", "run_sgd_vs_ode",
 ]
 
 #: Best one-unit fit of the symmetric teacher (closed form, see the module docstring).
@@ -524,81 +524,6 @@ def run_plateau_vs_epsilon(
     return [paths["png"], paths["csv"], paths["json"], p2["png"]]
 
 
-def run_plateau_vs_alpha(
-    out_dir: str | Path = "simulations/figures",
-    seed: int = 0,
-    n: int = 8,
-    alphas: Sequence[float] = (0.003, 0.004, 0.005, 0.007, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056, 0.08),
-    eps: float = 1e-3,
-    z0: float = 2.0,
-    rel_band: float = 0.5,
-    t_end: float = 1e7,
-    n_boot: int = 1000,
-    progress: bool = True,
-) -> list[Path]:
-    """Ghost passage time vs skip strength alpha, started near the Milnor segment of the overlap line.
-
-    Starts: ``z = z0`` (inside the attracting segment |z| > 1 of the alpha = 0 line), ``(w, Jbar)`` =
-    best one-unit fit, ``u = eps d`` (random unit d).  At alpha = 0 these runs never escape (Milnor
-    attractor); at alpha > 0 the line is a ghost.  tau = first time ``L < (1 - rel_band) L_s(0)``.
-    Fits ``tau = A alpha^-p``, ``tau = a ln(1/alpha) + c`` and ``tau = A exp(b/alpha)``, bootstrap CIs,
-    AIC comparison, local exponents ``-d ln tau / d ln alpha`` of the medians, and (first run of each
-    alpha) the drift rate along the former line, ``d ln z/dt`` fitted over ``t in [0.05, 0.5] tau``,
-    divided by alpha^2, and the value of z at the last save before the escape.
-    """
-    from ghostsing.plots import plot_scaling, save_figure
-
-    rng = np.random.default_rng(seed)
-    level = L_STAR * (1 - rel_band)
-    xs, taus, drift, z_exit = [], [], [], []
-    # alpha = 0 control: must not escape
-    f0 = compiled(symmetric_spec(0.0))
-    th_ctrl = overlap_starts(max(2, n // 4), eps, z0, rng)
-    tau0, _ = escape_times(f0, th_ctrl, level, t_end)
-    plane = OverlapPlane(symmetric_spec(0.0), np.array([1.0, -1.0]))
-    for a in _progress(alphas, "plateau vs alpha", enabled=progress):
-        f = compiled(symmetric_spec(a))
-        tau, sol = escape_times(f, overlap_starts(n, eps, z0, rng), level, t_end)
-        xs.append(np.full(n, a))
-        taus.append(tau)
-        zt = plane.coords(sol.y[0])[:, 0]
-        win = (sol.t >= 0.05 * tau[0]) & (sol.t <= 0.5 * tau[0]) & (zt > 0)
-        rate = np.polyfit(sol.t[win], np.log(zt[win]), 1)[0] if win.sum() >= 3 else math.nan
-        drift.append(rate / a**2)
-        before = np.flatnonzero(sol.t < tau[0])
-        z_exit.append(float(zt[before[-1]]) if before.size and np.isfinite(tau[0]) else math.nan)
-    x, tau = np.concatenate(xs), np.concatenate(taus)
-    res = compare_alpha_laws(x, tau, n_boot=n_boot, seed=seed)
-    # local exponents -d ln(median tau) / d ln(alpha) between neighbouring alphas (drift = curvature)
-    ua = np.unique(x)
-    med = np.array([np.nanmedian(tau[x == a]) for a in ua])
-    local_p = (-np.diff(np.log(med)) / np.diff(np.log(ua))).tolist()
-    pw, lg, xp = res["power"], res["log"], res["exp_inverse"]
-    fig = plot_scaling(
-        x, tau,
-        {f"A α^(−p): p = {pw.params['p']:.2f} [{pw.ci['p'][0]:.2f}, {pw.ci['p'][1]:.2f}], "
-         f"AIC {pw.aic:.0f}": pw,
-         f"a ln(1/α) + c: a = {lg.params['a']:.3g}, AIC {lg.aic:.0f}": lg,
-         f"A exp(b/α): b = {xp.params['b']:.3g} [{xp.ci['b'][0]:.3g}, {xp.ci['b'][1]:.3g}], "
-         f"AIC {xp.aic:.0f}": xp},
-        xlabel=r"skip strength $\alpha$", logx=True, logy=True,
-        title=f"ghost passage: start z = {z0:g}, |u| = {eps:g}; α = 0 runs escaped: "
-              f"{int(np.isfinite(tau0).sum())}/{tau0.size} by t = {t_end:.0e}")
-    paths = save_figure(fig, out_dir, "plateau_vs_alpha", table={"alpha": x, "tau": tau},
-                        meta=_meta(symmetric_spec(0.0), seed, n=n, eps=eps, z0=z0, rel_band=rel_band,
-                                   escape_level=level, alphas=list(alphas),
-                                   t_end=t_end, alpha0_escaped=int(np.isfinite(tau0).sum()),
-                                   alpha0_runs=int(tau0.size), power=pw, log=lg, exp_inverse=xp,
-                                   best=res["best"], delta_aic=res["delta_aic"], local_exponents=local_p,
-                                   drift_rate_over_alpha2=drift, z_before_escape=z_exit,
-                                   median_tau=med.tolist(), spec_note="spec is the alpha = 0 model; "
-                                   "each run uses the same spec with alpha replaced"))
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return [paths["png"], paths["csv"], paths["json"]]
-
-
 def run_loss_curves(
     out_dir: str | Path = "simulations/figures",
     seed: int = 0,
@@ -659,7 +584,7 @@ MILNOR_NOTE = (
     "u parallel to J* the second-order transverse curvature vanishes, so that direction is neutral at "
     "second order and attracts only at higher order (ghostsing.analytic.milnor.milnor_interval reports "
     "rule 'none' for that reason); runs from random u-directions at |z| > 1 stay on the plateau "
-    "(loss_curves, plateau_vs_alpha alpha = 0 control).")
+    "(loss_curves alpha = 0 control).")
 
 
 def _check_portrait_args(alpha_skip: Any, grid: Any) -> None:
@@ -772,9 +697,11 @@ def run_sgd_vs_ode(
     K = M = 2 erf, Goldt/Saad–Solla conventions (pre-activations J.x/sqrt N), second layer fixed to 1,
     teacher ``B = sqrt(N) (e_1, e_2)`` (so T = I), J0 i.i.d. N(0, init_std^2).  The ODE is integrated from
     each seed's own initial order parameters; the dashed curve is the mean of those ODE curves.  Both
-    sit on the symmetric plateau eps* = 1/3 - (4/pi) asin(1/4) = 0.011611 (NOTES.md, section 2).
+    sit on the plateau of the ODE at this learning rate: its own fixed point near the symmetric one
+    (:func:`~ghostsing.analytic.order_params.find_fixed_point`; the lr^2 terms shift it from the small-lr
+    plateau eps* = 1/3 - (4/pi) asin(1/4) = 0.011611 of Saad & Solla, which is drawn for reference).
     """
-    from ghostsing.analytic.order_params import order_parameter_ode
+    from ghostsing.analytic.order_params import find_fixed_point, order_parameter_ode, symmetric_fixed_point
     from ghostsing.plots import plot_sgd_vs_ode, save_figure
     from ghostsing.simulate.sgd import online_sgd
 
@@ -791,15 +718,19 @@ def run_sgd_vs_ode(
         curves.append([ode.generalisation_error(y) for y in ys])
     eg_ode = np.mean(np.array(curves), axis=0)
     eps_star = 1.0 / 3.0 - (4.0 / math.pi) * math.asin(0.25)
+    eps_lr = float(ode.generalisation_error(find_fixed_point(ode, symmetric_fixed_point(ode))))
     fig = plot_sgd_vs_ode(res.alpha, res.eg, res.alpha, eg_ode,
                           label_ode="order-parameter ODE (N → ∞), mean over seeds' starts",
-                          extra=[(res.alpha, np.full_like(res.alpha, eps_star),
-                                  f"symmetric plateau ε* = {eps_star:.6f}")],
+                          extra=[(res.alpha, np.full_like(res.alpha, eps_lr),
+                                  f"plateau of the η = {lr:g} ODE: ε = {eps_lr:.6f}"),
+                                 (res.alpha, np.full_like(res.alpha, eps_star),
+                                  f"small-η plateau ε* = {eps_star:.6f}")],
                           title=f"K = M = 2 erf, N = {N}, η = {lr:g}, second layer fixed")
     table = {"alpha_sgd": res.alpha, **{f"eg_sgd_seed{s}": res.eg[k] for k, s in enumerate(res.seeds)},
              "eg_ode_mean": eg_ode}
     paths = save_figure(fig, out_dir, "sgd_vs_ode", table=table,
                         meta=_meta(None, seed, n=n, config=res.config, eps_star=eps_star,
+                                   eps_plateau_at_lr=eps_lr,
                                    max_abs_gap=float(np.nanmax(np.abs(res.eg.mean(axis=0) - eg_ode)))))
     import matplotlib.pyplot as plt
 
@@ -811,7 +742,10 @@ EXPERIMENTS: dict[str, Callable[..., list[Path]]] = {
     "portraits": run_portraits,
     "elimination-portraits": run_elimination_portraits,
     "plateau-vs-epsilon": run_plateau_vs_epsilon,
-    "plateau-vs-alpha": run_plateau_vs_alpha,
     "loss-curves": run_loss_curves,
     "sgd-vs-ode": run_sgd_vs_ode,
+    "ghost-passage": ghost_experiments.run_ghost_passage,
+    "ghost-traps": ghost_experiments.run_ghost_traps,
+    "ghost-basin": ghost_experiments.run_ghost_basin,
+    "symmetric-passage": ghost_experiments.run_symmetric_passage,
 }
