@@ -12,7 +12,9 @@ Usage::
     python benchmarks/bench_deepcheck_batched.py [--seeds 8] [--steps 20] [--batch 256] [--device auto]
         [--threads N] [--json benchmarks/results/deepcheck_batched.json] [--with-smoke]
 
-Prints a table and writes JSON (device, versions, seconds, ratio). ``--with-smoke`` also times
+Prints a table and writes JSON (device, versions, seconds, ratio; the batched and sequential timings
+alternate ``--repeats`` times and the fastest of each is reported, with every timing and the load average
+at the start and end, since the machine may be shared). ``--with-smoke`` also times
 ``python -m ghostsing.deepcheck --preset smoke`` end to end (target: under 3 minutes on 2 CPU cores).
 """
 
@@ -115,8 +117,12 @@ def main(argv=None) -> int:
     x = torch.randn(4096, 3072, generator=g).to(dev)
     y = torch.randint(0, 10, (4096,), generator=g).to(dev)
     seeds = list(range(a.seeds))
-    tb = min(time_batched(cfg, seeds, x, y, a.steps, a.batch, dev) for _ in range(a.repeats))
-    ts = min(time_sequential(cfg, seeds, x, y, a.steps, a.batch, dev) for _ in range(a.repeats))
+    load_start = os.getloadavg()
+    tbs, tss = [], []
+    for _ in range(a.repeats):  # alternated, so that both see the same load (the machine may be shared)
+        tbs.append(time_batched(cfg, seeds, x, y, a.steps, a.batch, dev))
+        tss.append(time_sequential(cfg, seeds, x, y, a.steps, a.batch, dev))
+    tb, ts = min(tbs), min(tss)
     res = {
         "benchmark": "deepcheck batched vs sequential training",
         "device": str(dev),
@@ -126,6 +132,10 @@ def main(argv=None) -> int:
         "net": f"{a.depth}-layer, {a.width}-unit residual MLP, 3072 inputs, 10 classes",
         "seeds": a.seeds, "steps_per_net": a.steps, "batch": a.batch,
         "batched_s": tb, "sequential_s": ts, "speedup_sequential_over_batched": ts / tb,
+        "repeats": a.repeats, "batched_s_all": tbs, "sequential_s_all": tss,
+        "paired_ratios": [q / b for b, q in zip(tbs, tss, strict=True)],
+        "load_average_start_1m_5m_15m": list(load_start), "load_average_end_1m_5m_15m": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
     }
     if a.with_smoke:
         res["smoke_preset_s"] = time_smoke()
