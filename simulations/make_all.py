@@ -33,6 +33,7 @@ JOBS = {
     "ghost_traps": lambda out, seed: ex.EXPERIMENTS["ghost-traps"](out, seed=seed),
     "ghost_basin": lambda out, seed: ex.EXPERIMENTS["ghost-basin"](out, seed=seed, n=200),
     "symmetric_passage": lambda out, seed: ex.EXPERIMENTS["symmetric-passage"](out, seed=seed, n=6),
+    "ghost_noise": lambda out, seed: ex.EXPERIMENTS["ghost-noise"](out, seed=seed, n=6),
 }
 
 

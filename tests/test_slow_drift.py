@@ -226,3 +226,20 @@ def test_ghost_experiments_run_end_to_end_on_tiny_settings(tmp_path):
     assert sum(meta["per_alpha"][1]["fractions"].values()) == pytest.approx(1.0)
     for stem in ("ghost_traps", "ghost_basin"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 0
+
+
+def test_noise_passage_helpers_against_closed_forms():
+    from ghostsing.simulate.ghost_noise import NoiseDrift, crossing_times, predicted_passage
+
+    t = np.linspace(0.0, 10.0, 101)
+    z = np.stack([-2.0 + 0.25 * t, -2.0 + 0.05 * t])  # cross -1 at t = 4, never (reaches -1.5)
+    ct = crossing_times(t, z, -1.0)
+    assert ct[0] == pytest.approx(4.0, abs=1e-12) and np.isnan(ct[1])
+    q = NoiseDrift(np.array([0.0, 0.02]), -3.0, 0.0, 1e-2, 1)  # q(z) = 0.02, constant
+    # int dz / (alpha v1 + eta q) over a unit distance
+    assert predicted_passage(q, 0.007, -2.0, -1.0, 1e-2, 1e-2) == pytest.approx(1 / (7e-5 + 2e-4), rel=1e-10)
+    q_lin = NoiseDrift(np.array([-0.01, 0.0]), -3.0, 0.0, 1e-2, 1)  # q(z) = -0.01 z > 0 on z < 0
+    exact = np.log(2.0) / (1e-2 * 0.01)  # int_{-2}^{-1} dz / (-1e-4 z) = ln 2 / 1e-4
+    assert predicted_passage(q_lin, 0.0, -2.0, -1.0, 0.0, 1e-2) == pytest.approx(exact, rel=1e-9)
+    # a drift pointing away from z_b: no passage
+    assert predicted_passage(q, -1.0, -2.0, -1.0, 1.0, 1e-2) == float("inf")

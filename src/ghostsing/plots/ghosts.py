@@ -139,3 +139,29 @@ def plot_degenerate(alphas: np.ndarray, tau: np.ndarray, c_geo: np.ndarray, fits
         bx.set_title(r"growth rate of $z$ on the slow manifold")
         bx.legend(fontsize=7)
     return fig
+
+
+def plot_noise_collapse(etas: np.ndarray, alphas: np.ndarray, tau: np.ndarray, v1: float, r: np.ndarray,
+                        G: np.ndarray, C: float) -> plt.Figure:
+    """``eta tau`` against ``alpha v1 / eta`` for every ``(eta, alpha)`` (mean ± sd over seeds; alpha = 0
+    drawn at the left edge), with the predicted scaling function ``G`` and its drift-driven limit
+    ``C eta / alpha`` = ``C v1 / r``."""
+    with style_context():
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        rmin = r.min()
+        for e, eta in enumerate(etas):
+            x = np.where(alphas > 0, alphas * v1 / eta, rmin)  # alpha = 0 at the left edge
+            y = eta * tau[e]
+            ax.errorbar(x, np.nanmean(y, axis=1), yerr=np.nanstd(y, axis=1, ddof=1), fmt="o",
+                        color=CYCLE[e % len(CYCLE)], capsize=2, label=rf"SGD, $\eta$ = {eta:g}")
+        ax.plot(r, G, color=OKABE_ITO["black"], lw=1.2, label=r"predicted $G(\alpha v_1/\eta)$")
+        ax.plot(r, C * v1 / r, color=OKABE_ITO["black"], lw=0.8, ls="--",
+                label=r"drift only: $\eta\,C/\alpha$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(np.nanmin(G) / 2, np.nanmax(G) * 2)
+        ax.set_xlabel(r"$\alpha v_1 / \eta$ (drift / noise; left edge: $\alpha = 0$)")
+        ax.set_ylabel(r"$\eta\,\tau$ (SGD steps × $\eta^2$)")
+        ax.set_title(r"passage of the ghost under SGD noise: $\eta\tau = G(\alpha v_1/\eta)$")
+        ax.legend(fontsize=7)
+    return fig

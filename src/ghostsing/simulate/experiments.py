@@ -748,4 +748,5 @@ EXPERIMENTS: dict[str, Callable[..., list[Path]]] = {
     "ghost-traps": ghost_experiments.run_ghost_traps,
     "ghost-basin": ghost_experiments.run_ghost_basin,
     "symmetric-passage": ghost_experiments.run_symmetric_passage,
+    "ghost-noise": ghost_experiments.run_ghost_noise,
 }

@@ -1,0 +1,130 @@
+r"""SGD noise along the former overlap line: noise-driven against drift-driven passage.
+
+Under on-line SGD with rate ``eta`` (gradient-flow time ``t = steps * eta``) the state near the former
+line fluctuates transversally: ``u = J_i - J_j`` is kicked by the noise and held by the transverse
+curvature, so ``<u^2> = O(eta)``; through the ``u^2`` terms of the flow this gives ``z`` a mean drift
+``eta q(z)`` even at ``alpha = 0``, where gradient flow stops on the Milnor segment.  To leading order the
+two drifts add::
+
+    dz/dt = alpha v1 + eta q(z),      tau(alpha, eta) = int_{z0}^{z_b} dz / (alpha v1 + eta q(z)),
+
+so ``eta tau = G(alpha v1 / eta)`` with ``G(r) = int dz / (r + q(z))``: a single scaling function joins
+the noise-driven regime (``alpha v1 << eta |q|``: ``tau ~ 1/eta``) and the drift-driven one
+(``alpha v1 >> eta |q|``: ``tau -> (z_b - z0)/(alpha v1)``).  ``q(z)`` is *measured* here, once, at
+``alpha = 0`` and one rate (:func:`noise_drift_profile`); every other ``(alpha, eta)`` is a prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import integrate as sp_integrate
+
+from ghostsing.analytic.manifold_fit import BestFit
+from ghostsing.models import ModelSpec
+from ghostsing.simulate.ghost_passage import line_starts
+from ghostsing.simulate.sgd import online_sgd_spec
+
+
+def free_coordinate_of(theta: np.ndarray, pair: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """``z = (w_i - w_j)/(w_i + w_j)`` for parameter arrays ``(..., P)``."""
+    i, j = pair
+    return (theta[..., i] - theta[..., j]) / (theta[..., i] + theta[..., j])
+
+
+def crossing_times(t: np.ndarray, z: np.ndarray, level: float) -> np.ndarray:
+    """First time each row of ``z (S, T)`` crosses ``level`` (linear interpolation; NaN if never)."""
+    out = np.full(z.shape[0], np.nan)
+    s0 = np.sign(z[:, 0] - level)
+    for r in range(z.shape[0]):
+        idx = np.flatnonzero(np.sign(z[r] - level) != s0[r])
+        if idx.size:
+            k = idx[0]
+            z1, z2 = z[r, k - 1], z[r, k]
+            out[r] = t[k - 1] + (level - z1) / (z2 - z1) * (t[k] - t[k - 1])
+    return out
+
+
+@dataclass(frozen=True)
+class NoiseDrift:
+    """``q(z)``: the mean drift of ``z`` per unit ``eta`` at ``alpha = 0``, a polynomial fitted to the
+    finite-difference velocity of the seed-averaged ``z(t)`` on ``[z_lo, z_hi]``."""
+
+    coef: np.ndarray
+    z_lo: float
+    z_hi: float
+    eta: float
+    n_seeds: int
+
+    def __call__(self, z: np.ndarray | float) -> np.ndarray:
+        return np.polyval(self.coef, z)
+
+
+def noise_drift_profile(spec: ModelSpec, fit: BestFit, z0: float, z_b: float, eta: float, t_end: float,
+                        n_seeds: int = 8, eps: float = 1e-3, degree: int = 3, seed: int = 0,
+                        n_save: int = 400) -> NoiseDrift:
+    """Measure ``q(z)`` from on-line SGD at ``alpha = 0`` (the spec's skips unused), starts at ``z0``."""
+    plain = spec.replace(alpha=0.0)
+    th0 = line_starts(plain, fit, z0, eps, n_seeds, np.random.default_rng(seed))
+    ts = np.linspace(0.0, t_end, n_save)
+    res = online_sgd_spec(plain, th0, ts, lr=eta, seeds=list(range(seed, seed + n_seeds)))
+    z = free_coordinate_of(res.theta).mean(axis=0)
+    lo, hi = sorted((z0, z_b))
+    keep = (z > lo) & (z < hi)
+    zc = 0.5 * (z[1:] + z[:-1])
+    v = np.diff(z) / np.diff(res.t)
+    sel = keep[1:] & keep[:-1]
+    if sel.sum() < degree + 2:
+        raise ValueError(f"too few saves between z0={z0} and z_b={z_b} (t_end={t_end}); allowed: a t_end "
+                         "long enough for z to move")
+    coef = np.polyfit(zc[sel], v[sel] / eta, degree)
+    return NoiseDrift(coef, float(zc[sel].min()), float(zc[sel].max()), float(eta), int(n_seeds))
+
+
+def predicted_passage(q: NoiseDrift, v1: float, z0: float, z_b: float, alpha: float, eta: float) -> float:
+    """``int_{z0}^{z_b} dz / (alpha v1 + eta q(z))`` (inf where the velocity vanishes or points away)."""
+    def vel(z):
+        return alpha * v1 + eta * q(z)
+
+    zs = np.linspace(z0, z_b, 201)
+    if np.any(np.sign(vel(zs)) != np.sign(z_b - z0)):
+        return float("inf")
+    return float(sp_integrate.quad(lambda z: 1.0 / vel(z), z0, z_b, limit=200)[0])
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseRun:
+    """Measured crossing times ``tau[e, a, s]`` of ``z = z_b`` for rates ``etas[e]``, skip strengths
+    ``alphas[a]`` and seeds ``s`` (NaN: not by ``t_end``), with the predictions ``pred[e, a]``."""
+
+    etas: np.ndarray
+    alphas: np.ndarray
+    tau: np.ndarray
+    pred: np.ndarray
+    t_end: np.ndarray
+
+
+def noise_passage_grid(spec: ModelSpec, fit: BestFit, v1: float, q: NoiseDrift, z0: float, z_b: float,
+                       etas: Sequence[float], alphas: Sequence[float], n_seeds: int = 6, eps: float = 1e-3,
+                       seed: int = 100, n_save: int = 300, t_factor: float = 3.0) -> NoiseRun:
+    """On-line SGD from ``z0`` for every ``(eta, alpha)``: measured crossing times of ``z_b`` and the
+    predictions of :func:`predicted_passage` (each run lasts ``t_factor`` times its prediction)."""
+    E, A = len(etas), len(alphas)
+    tau = np.full((E, A, n_seeds), np.nan)
+    pred = np.full((E, A), np.nan)
+    t_end = np.full((E, A), np.nan)
+    rng = np.random.default_rng(seed)
+    for e, eta in enumerate(etas):
+        for a, alpha in enumerate(alphas):
+            pred[e, a] = predicted_passage(q, v1, z0, z_b, alpha, eta)
+            if not np.isfinite(pred[e, a]):
+                continue
+            t_end[e, a] = t_factor * pred[e, a]
+            s = spec.replace(alpha=float(alpha))
+            th0 = line_starts(s, fit, z0, eps, n_seeds, rng)
+            ts = np.linspace(0.0, t_end[e, a], n_save)
+            res = online_sgd_spec(s, th0, ts, lr=float(eta), seeds=list(range(seed, seed + n_seeds)))
+            tau[e, a] = crossing_times(res.t, free_coordinate_of(res.theta), z_b)
+    return NoiseRun(np.asarray(etas, float), np.asarray(alphas, float), tau, pred, t_end)
