@@ -685,14 +685,17 @@ def slq(
     batch: int = 8,
     deflate: bool = True,
     deflate_tol: float = 1e-3,
+    m_rest: int | None = None,
 ) -> SLQResult:
-    """Stochastic Lanczos quadrature with ``n_probes`` start vectors and ``m`` steps each (``n_probes * m``
-    products).
+    """Stochastic Lanczos quadrature with ``n_probes`` start vectors.
 
-    ``deflate=True`` (needs ``n_probes >= 2``): the first probe's run supplies the Ritz pairs with residual
-    below ``deflate_tol * max |theta|``, taken out exactly; the other ``n_probes - 1`` run on the deflated
-    operator (module docstring).  ``batch`` Lanczos runs go side by side (one batched product per step).  The
-    error of every moment is :meth:`SLQResult.moment_stderr`.
+    ``deflate=True`` (needs ``n_probes >= 2``): the first probe's run (``m`` steps) supplies the Ritz pairs
+    with residual below ``deflate_tol * max |theta|``, taken out exactly; the other ``n_probes - 1`` run
+    ``m_rest`` steps (default ``m // 2``) on the deflated operator (module docstring): its spectrum lost the
+    outliers, so fewer nodes describe it, and the first moment of each probe is exact after one step.  Default
+    cost ``40 + 3 * 20 = 100`` products.  Without deflation every probe runs ``m`` steps.  ``batch`` Lanczos
+    runs go side by side (one batched product per step).  The error of every moment is
+    :meth:`SLQResult.moment_stderr`.
     """
     _check_op(op)
     if n_probes < 1:
@@ -701,6 +704,8 @@ def slq(
         raise ValueError(f"batch must be >= 1, got {batch}")
     if not deflate_tol > 0:
         raise ValueError(f"deflate_tol must be > 0, got {deflate_tol}")
+    if m_rest is not None and m_rest < 1:
+        raise ValueError(f"m_rest must be >= 1 or None, got {m_rest}")
     dim = op.dim
     m = min(m, dim)
     rng = _rng(seed)
@@ -724,7 +729,7 @@ def slq(
             nodes.append(th)
             weights.append(tau)
         done = 1
-    m2 = min(m, dim - len(defl))
+    m2 = min(m if U is None else (m // 2 if m_rest is None else m_rest), dim - len(defl))
     while done < n_probes:
         b = min(batch, n_probes - done)
         if U is None:
