@@ -243,3 +243,17 @@ def test_noise_passage_helpers_against_closed_forms():
     assert predicted_passage(q_lin, 0.0, -2.0, -1.0, 0.0, 1e-2) == pytest.approx(exact, rel=1e-9)
     # a drift pointing away from z_b: no passage
     assert predicted_passage(q, -1.0, -2.0, -1.0, 1.0, 1e-2) == float("inf")
+
+
+def test_low_rank_skips_drift_with_the_difference_of_their_loadings():
+    """Rank-one skips S = a b^T: d = s_1 - s_2 = (a_1 - a_2) b, so v1 = (a_1 - a_2) b.E[r* x]/w*; equal
+    loadings (shared skips) keep the line critical."""
+    teacher = ModelSpec(K=2, M=2, N=2, activation="erf", v=(1.3, 0.7), B=[[1.0, 0.2], [-0.3, 0.8]])
+    b = np.array([0.6, 0.8])
+    low = teacher.replace(skip=np.outer([1.0, 0.3], b))
+    d = slow_drift(low)
+    w = d.fit.theta[0]
+    assert d.v1 == pytest.approx(0.7 * b @ d.correlation / w, rel=1e-12)
+    assert not d.degenerate
+    shared = teacher.replace(skip=np.outer([0.5, 0.5], b))
+    assert slow_drift(shared, fit=d.fit).degenerate and line_is_persistent(shared)
