@@ -86,7 +86,7 @@ class SGLDConfig:
     gamma: float | None = None
     nbeta: float | None = None
     num_chains: int = 8
-    num_draws: int = 2000
+    num_draws: int = 4000
     num_burnin: int = 1000
     batch_size: int | None = None
     thin: int = 1
