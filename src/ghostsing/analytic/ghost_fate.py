@@ -46,7 +46,14 @@ from scipy import optimize
 from ghostsing.analytic import gaussian
 from ghostsing.analytic.loss import derive, exact, population_loss, student_symbols
 from ghostsing.analytic.manifold_coords import overlap
-from ghostsing.analytic.manifold_fit import ALPHA, BestFit, best_fit, global_minimum, is_identically_zero
+from ghostsing.analytic.manifold_fit import (
+    ALPHA,
+    BestFit,
+    best_fit,
+    global_minimum,
+    is_identically_zero,
+    local_minimum,
+)
 from ghostsing.analytic.milnor import milnor_interval
 from ghostsing.analytic.slow_drift import SlowDrift, slow_drift
 from ghostsing.models import ModelSpec
@@ -180,9 +187,8 @@ def find_trap(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFit | No
         scaled = scaled if scaled is not None else scaled_trap(spec, pair, fit)
         start = ch.embed(scaled.parent, [scaled.zeta / spec.alpha])
     model = derive(spec).compile()
-
-    def fun(x):
-        return model.loss(np.ascontiguousarray(x))
+    x = local_minimum(model, start, gtol=grad_tol / 100, maxiter=5000)
+    fun = model.loss
 
     def jac(x):
         return -model.flow(np.ascontiguousarray(x))
@@ -190,17 +196,6 @@ def find_trap(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFit | No
     def hess(x):
         return -model.jacobian(np.ascontiguousarray(x))
 
-    res = optimize.minimize(fun, np.asarray(start, dtype=np.float64), jac=jac, hess=hess,
-                            method="trust-exact", options={"gtol": grad_tol / 10, "maxiter": 5000})
-    x = res.x
-    for _ in range(20):
-        g = jac(x)
-        if np.linalg.norm(g) < grad_tol / 100:
-            break
-        xn = x - np.linalg.lstsq(hess(x), g, rcond=1e-15)[0]
-        if not np.linalg.norm(jac(xn)) < np.linalg.norm(g):
-            break
-        x = xn
     i, j = pair
     w, J = spec.split(x)
     z = float((w[i] - w[j]) / (w[i] + w[j]))
@@ -210,7 +205,7 @@ def find_trap(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFit | No
         g = global_minimum(spec, seed=seed)
         glob_loss, glob_theta = g.loss, g.theta
     gn = float(np.linalg.norm(jac(x)))
-    loss = float(fun(x))
+    loss = float(fun(np.ascontiguousarray(x)))
     certified = bool(gn < grad_tol and ev[0] > 0 and (not search_global or loss > glob_loss + gap_tol))
     return Trap(spec, tuple(pair), x, z, spec.alpha * z, float(np.linalg.norm(J[i] - J[j])), loss, gn, ev,
                 glob_loss, certified, glob_theta)

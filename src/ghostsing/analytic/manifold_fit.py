@@ -179,6 +179,35 @@ def global_minimum(spec: ModelSpec, seed: int | np.random.Generator = 0, n_start
                                extra_starts=extra_starts)
 
 
+def local_minimum(model, x0: np.ndarray, gtol: float = 1e-12, maxiter: int = 2000) -> np.ndarray:
+    """Minimise ``model.loss`` from ``x0``: ``scipy.optimize.minimize(method="trust-exact")`` with the
+    generated gradient ``-flow`` and Hessian ``-jacobian``, then Newton steps (least-squares solves) while
+    they reduce ``|grad L|`` and it is above ``gtol``.  ``model`` is ``derive(spec).compile()``."""
+    def fun(x):
+        return model.loss(np.ascontiguousarray(x))
+
+    def jac(x):
+        return -model.flow(np.ascontiguousarray(x))
+
+    def hess(x):
+        return -model.jacobian(np.ascontiguousarray(x))
+
+    res = optimize.minimize(fun, np.asarray(x0, dtype=np.float64), jac=jac, hess=hess, method="trust-exact",
+                            options={"gtol": gtol, "maxiter": maxiter})
+    x = res.x
+    if not np.all(np.isfinite(x)):
+        return x
+    for _ in range(30):
+        g = jac(x)
+        if np.linalg.norm(g) < gtol:
+            break
+        xn = x + np.linalg.lstsq(hess(x), -g, rcond=1e-15)[0]
+        if not np.isfinite(fun(xn)) or np.linalg.norm(jac(xn)) >= np.linalg.norm(g):
+            break
+        x = xn
+    return x
+
+
 def _multistart_minimum(spec: ModelSpec, seed, n_starts: int, gtol: float, plain: bool,
                         extra_starts: Sequence[np.ndarray] = ()) -> BestFit:
     model = derive(spec).compile()
@@ -195,18 +224,6 @@ def _multistart_minimum(spec: ModelSpec, seed, n_starts: int, gtol: float, plain
 
     def hess(x):
         return -model.jacobian(np.ascontiguousarray(x))
-
-    def polish(x):
-        for _ in range(30):
-            g = jac(x)
-            if np.linalg.norm(g) < gtol:
-                break
-            step = np.linalg.lstsq(hess(x), -g, rcond=1e-14)[0]
-            xn = x + step
-            if not np.isfinite(fun(xn)) or np.linalg.norm(jac(xn)) >= np.linalg.norm(g):
-                break
-            x = xn
-        return x
 
     def summary(theta, method, exact_val=None, minima=()):
         theta = canonical(np.asarray(theta, dtype=np.float64))
@@ -230,12 +247,10 @@ def _multistart_minimum(spec: ModelSpec, seed, n_starts: int, gtol: float, plain
     results = []
     for x0 in starts:
         try:
-            res = optimize.minimize(fun, x0, jac=jac, hess=hess, method="trust-exact",
-                                    options={"gtol": gtol, "maxiter": 2000})
+            x = local_minimum(model, x0, gtol)
         except (ValueError, np.linalg.LinAlgError):
             continue
-        if np.all(np.isfinite(res.x)):
-            x = polish(res.x)
+        if np.all(np.isfinite(x)):
             results.append((fun(x), canonical(x)))
     if not results:
         raise RuntimeError(f"no start converged for {spec!r}")
