@@ -150,8 +150,8 @@ class FlatLoss:
 
     def batched(self, W: Tensor, idx: Tensor | None = None) -> Tensor:
         """``(L_idx(W_1), ..., L_idx(W_C))`` for stacked parameters ``W (C, P)`` on the samples ``idx`` (all
-        when ``None``), ``vmap``-ed over the rows (the chains of :func:`~ghostsing.deepcheck.probes.llc.
-        estimate_llc`)."""
+        when ``None``), ``vmap``-ed over the rows (the chains of
+        :func:`~ghostsing.deepcheck.probes.llc.estimate_llc`)."""
         xb, yb = (self.inputs, self.targets) if idx is None else (self.inputs[idx], self.targets[idx])
         f = self.loss_fn
 
