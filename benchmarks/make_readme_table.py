@@ -323,6 +323,48 @@ def hessian_rows() -> list[str]:
     return out
 
 
+def curvature_rows() -> list[str]:
+    """Rows of the curvature-operator benchmark (``bench_hessian.py``, one file per net) and the LLC
+    defaults against Aoyagi-Watanabe's RLCT (``bench_llc.py --aoyagi``)."""
+    out = []
+    for name in sorted(RESULTS.glob("hessian_issue18_*.json")):
+        d = json.loads(name.read_text())
+        an = d.get("anchors", {})
+        versions = ", ".join(f"{k} {v}" for k, v in an.items())
+        out.append(
+            _row(
+                f"curvature, {d['arch']} net (P = {d['P']:,}, batch {d['batch']}, {d['threads']} thread, "
+                f"{d['dtype']})",
+                f"exact trace {d['exact_speedup_vs_backpack']:.2f}× BackPACK; top-5 eigenvalues "
+                f"{d['top5_speedup_vs_curvlinops']:.1f}× curvlinops + eigsh; time to a 1 % RMS trace error "
+                f"{d['trace_time_to_1pct_ours_auto_over_best_curvlinops']:.2f}× "
+                "curvlinops' best estimator's; "
+                f"SLQ {d['slq_speedup_vs_pyhessian']:.2f}× PyHessian",
+                f"trace rel. error {d['exact_ours_relerr']:.1e} (BackPACK {d['exact_backpack_relerr']:.1e}); "
+                f"top-5 {d['top5_ours_relerr']:.0e} (curvlinops {d['top5_curvlinops_eigsh_relerr']:.0e}); "
+                f"SLQ first moment RMS {100 * d['slq_ours_rms_relerr']:.1f} % "
+                f"(PyHessian {100 * d['slq_pyhessian_rms_relerr']:.0f} %)",
+                versions,
+                name.name,
+            )
+        )
+    llc = _load("llc_issue18_aoyagi.json")
+    if llc is not None:
+        out.append(
+            _row(
+                f"local learning coefficient, `SGLDConfig()` defaults, {llc['n_problems']} reduced-rank "
+                f"regression problems (all four Aoyagi cases, unit and large truths), n = {llc['n']:,}",
+                f"{llc['n_within_5pct']} of {llc['n_problems']} within 5 % of the RLCT (RMS "
+                f"{100 * llc['rms_rel_err']:.1f} %, worst {100 * llc['max_abs_rel_err']:.1f} %, flagged); "
+                f"median {llc['median_seconds']:.1f} s per problem",
+                "relative error against Aoyagi & Watanabe's closed form",
+                "Aoyagi–Watanabe RLCT (devinterp 2.0.1 not run: needs a newer torch)",
+                "llc_issue18_aoyagi.json",
+            )
+        )
+    return out
+
+
 def table() -> str:
     rows = (
         integrator_rows()
@@ -331,6 +373,7 @@ def table() -> str:
         + sgd_rows()
         + batched_rows()
         + hessian_rows()
+        + curvature_rows()
     )
     head = [
         "| case | figure | error measure | anchor (version) | from `benchmarks/results/` |",
@@ -339,7 +382,6 @@ def table() -> str:
     missing = [
         f
         for f, script in (
-            ("hessian_spectrum.json", "bench_hessian.py (top-5 eigenvalues, density)"),
             ("llc.json", "bench_llc.py (local learning coefficient vs devinterp)"),
         )
         if not (RESULTS / f).exists() and script
@@ -351,10 +393,6 @@ def table() -> str:
             + "; ".join(
                 s
                 for f, s in (
-                    (
-                        "hessian_spectrum.json",
-                        "`bench_hessian.py` top-5 eigenvalues and density against PyHessian",
-                    ),
                     ("llc.json", "`bench_llc.py` local learning coefficient against devinterp"),
                 )
                 if f in missing
