@@ -34,6 +34,7 @@ applied in sub-blocks of ``batch`` vectors), ``to_dense()``, ``to_scipy()`` (a f
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -222,7 +223,7 @@ def flat_loss(
                     names=names, shapes=shapes, buffers=buffers, eval_mode=eval_mode)
 
 
-class CurvatureOperator:
+class CurvatureOperator(abc.ABC):
     """A symmetric ``P x P`` linear operator applied to torch tensors (see the module docstring).
 
     Subclasses implement ``_apply_rows(V)`` for a block ``V (b, P)`` of row vectors with ``b <= batch``.
@@ -243,8 +244,9 @@ class CurvatureOperator:
     def shape(self) -> tuple[int, int]:
         return (self.dim, self.dim)
 
-    def _apply_rows(self, V: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _apply_rows(self, V: Tensor) -> Tensor:
+        """``A V^T`` transposed: the operator applied to each row of ``V (b, P)``, ``b <= batch``."""
 
     def apply_rows(self, V: Tensor) -> Tensor:
         """``(A v_1, ..., A v_b)`` for the rows of ``V (b, P)`` (or ``A v`` for ``V (P,)``), in sub-blocks of
