@@ -189,7 +189,7 @@ def test_trap_is_certified_and_reached_by_the_flow():
 def test_passage_times_follow_the_derived_law_and_the_laws_are_compared_on_one_criterion():
     """Small version of the ghost-passage study: alpha tau -> C with an O(alpha) correction, and the
     derived law (no free parameter) beats a fitted power law under AIC on ln tau."""
-    from ghostsing.simulate.ghost_experiments import passable_start
+    from ghostsing.experiments.ghosts import passable_start
     from ghostsing.simulate.ghost_passage import passage_times
     from ghostsing.simulate.passage_laws import compare_laws, inverse_law, power_law
 

@@ -53,6 +53,7 @@ from ghostsing.analytic.manifold_fit import (
     global_minimum,
     is_identically_zero,
     local_minimum,
+    loss_functions,
 )
 from ghostsing.analytic.milnor import milnor_interval
 from ghostsing.analytic.slow_drift import SlowDrift, slow_drift
@@ -188,14 +189,7 @@ def find_trap(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFit | No
         start = ch.embed(scaled.parent, [scaled.zeta / spec.alpha])
     model = derive(spec).compile()
     x = local_minimum(model, start, gtol=grad_tol / 100, maxiter=5000)
-    fun = model.loss
-
-    def jac(x):
-        return -model.flow(np.ascontiguousarray(x))
-
-    def hess(x):
-        return -model.jacobian(np.ascontiguousarray(x))
-
+    fun, jac, hess = loss_functions(model)
     i, j = pair
     w, J = spec.split(x)
     z = float((w[i] - w[j]) / (w[i] + w[j]))
@@ -205,7 +199,7 @@ def find_trap(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFit | No
         g = global_minimum(spec, seed=seed)
         glob_loss, glob_theta = g.loss, g.theta
     gn = float(np.linalg.norm(jac(x)))
-    loss = float(fun(np.ascontiguousarray(x)))
+    loss = float(fun(x))
     certified = bool(gn < grad_tol and ev[0] > 0 and (not search_global or loss > glob_loss + gap_tol))
     return Trap(spec, tuple(pair), x, z, spec.alpha * z, float(np.linalg.norm(J[i] - J[j])), loss, gn, ev,
                 glob_loss, certified, glob_theta)

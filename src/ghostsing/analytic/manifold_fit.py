@@ -179,10 +179,9 @@ def global_minimum(spec: ModelSpec, seed: int | np.random.Generator = 0, n_start
                                extra_starts=extra_starts)
 
 
-def local_minimum(model, x0: np.ndarray, gtol: float = 1e-12, maxiter: int = 2000) -> np.ndarray:
-    """Minimise ``model.loss`` from ``x0``: ``scipy.optimize.minimize(method="trust-exact")`` with the
-    generated gradient ``-flow`` and Hessian ``-jacobian``, then Newton steps (least-squares solves) while
-    they reduce ``|grad L|`` and it is above ``gtol``.  ``model`` is ``derive(spec).compile()``."""
+def loss_functions(model) -> tuple:
+    """``(L, grad L, Hess L)`` of a compiled model as functions of a flat ``theta`` (contiguous copies):
+    ``grad L = -flow``, ``Hess L = -jacobian`` (``model = derive(spec).compile()``)."""
     def fun(x):
         return model.loss(np.ascontiguousarray(x))
 
@@ -192,6 +191,14 @@ def local_minimum(model, x0: np.ndarray, gtol: float = 1e-12, maxiter: int = 200
     def hess(x):
         return -model.jacobian(np.ascontiguousarray(x))
 
+    return fun, jac, hess
+
+
+def local_minimum(model, x0: np.ndarray, gtol: float = 1e-12, maxiter: int = 2000) -> np.ndarray:
+    """Minimise ``model.loss`` from ``x0``: ``scipy.optimize.minimize(method="trust-exact")`` with the
+    generated gradient ``-flow`` and Hessian ``-jacobian``, then Newton steps (least-squares solves) while
+    they reduce ``|grad L|`` and it is above ``gtol``.  ``model`` is ``derive(spec).compile()``."""
+    fun, jac, hess = loss_functions(model)
     res = optimize.minimize(fun, np.asarray(x0, dtype=np.float64), jac=jac, hess=hess, method="trust-exact",
                             options={"gtol": gtol, "maxiter": maxiter})
     x = res.x
@@ -216,14 +223,7 @@ def _multistart_minimum(spec: ModelSpec, seed, n_starts: int, gtol: float, plain
     def canonical(theta):
         return _canonical(spec, theta) if plain else theta
 
-    def fun(x):
-        return model.loss(np.ascontiguousarray(x))
-
-    def jac(x):
-        return -model.flow(np.ascontiguousarray(x))
-
-    def hess(x):
-        return -model.jacobian(np.ascontiguousarray(x))
+    fun, jac, hess = loss_functions(model)
 
     def summary(theta, method, exact_val=None, minima=()):
         theta = canonical(np.asarray(theta, dtype=np.float64))

@@ -48,8 +48,8 @@ import sympy as sp
 from scipy.optimize import minimize
 
 from ghostsing.analytic import manifold_coords
+from ghostsing.experiments import ghosts as ghost_experiments
 from ghostsing.models import ModelSpec
-from ghostsing.simulate import ghost_experiments
 from ghostsing.simulate.plateau import (
     PlateauConfig,
     detect_plateaus,
