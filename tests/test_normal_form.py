@@ -1,21 +1,93 @@
-"""Normal form near the overlap line (ghostsing.analytic.normal_form) against finite differences of the
-exact generated flow, Amari's K (closed form, checked by quadrature in test_milnor) and the slow drift."""
+"""Normal forms near the singular sets (ghostsing.analytic.normal_form) against central finite differences
+of the exact generated flow, and against the closed forms of the leading terms: Amari's K (checked by
+quadrature in test_milnor), the slow drift, E[r* x] and E[r* g(J.x)] of the best (K-1)-unit fit."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+import sympy as sp
 
 from ghostsing import ModelSpec
 from ghostsing.analytic import derive
-from ghostsing.analytic.normal_form import overlap_normal_form
+from ghostsing.analytic.normal_form import normal_form, overlap_normal_form
 
 SPEC = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
+SPEC2 = ModelSpec(K=2, M=2, N=2, activation="erf", v=(10.0, 5.0), B=[[0.4, 0.3], [-1.0, 2.0]],
+                  skip=[[1.0, 0.2], [0.5, -0.3]])
+ALPHAS = (0.0, 0.5, 1.0)
+_COMPILED: dict[str, dict[float, object]] = {}
+
+
+def _models(spec: ModelSpec) -> dict[float, object]:
+    if spec.key() not in _COMPILED:
+        _COMPILED[spec.key()] = {a: derive(spec.replace(alpha=a)).compile() for a in ALPHAS}
+    return _COMPILED[spec.key()]
 
 
 @pytest.fixture(scope="module")
 def nf():
     return overlap_normal_form(SPEC, order=2)
+
+
+@pytest.fixture(scope="module")
+def nf2():
+    return normal_form(SPEC2, "overlap", order=2)
+
+
+@pytest.fixture(scope="module")
+def elim_w():
+    return normal_form(SPEC2, "elimination-w", order=2)
+
+
+@pytest.fixture(scope="module")
+def elim_J():
+    return normal_form(SPEC2, "elimination-J", order=2)
+
+
+def _check_finite_differences(nf, free_values, h: float = 1e-3) -> int:
+    """Every coefficient of total order <= 2 of every expanded component against central differences in
+    the transverse coordinates of the compiled flow pushed into the chart; the alpha-coefficients exactly
+    from three values of alpha (L is quadratic in alpha: F = F0 + alpha F1 + alpha^2 F2).  Returns the
+    number of comparisons."""
+    ch, models = nf.chart, _models(nf.spec)
+    nt = len(nf.transverse)
+    rows = {s.name: ch.coords.index(s) for s in (*nf.transverse, *nf.free)}
+
+    def flow(f, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xi = np.concatenate([nf.fit.theta, np.atleast_1d(f), t])
+        f0, fh, f1 = (ch.reduced_flow(xi, models[a]) for a in ALPHAS)
+        F2 = 2 * (f1 - 2 * fh + f0)
+        return f0, f1 - f0 - F2, F2
+
+    def e(k: int) -> np.ndarray:
+        return np.eye(nt)[k]
+
+    n = 0
+    for f in free_values:
+        c = flow(f, np.zeros(nt))
+        fd: dict[tuple[tuple[int, ...], int], np.ndarray] = {((0,) * nt, b): c[b] for b in range(3)}
+        for k in range(nt):
+            p, m = flow(f, h * e(k)), flow(f, -h * e(k))
+            idx = tuple(int(q == k) for q in range(nt))
+            fd[(idx, 0)] = (p[0] - m[0]) / (2 * h)
+            fd[(idx, 1)] = (p[1] - m[1]) / (2 * h)
+            fd[(tuple(2 * x for x in idx), 0)] = (p[0] - 2 * c[0] + m[0]) / (2 * h * h)
+        for k, l in itertools.combinations(range(nt), 2):
+            pp, pm, mp, mm = (flow(f, h * (sk * e(k) + sl * e(l)))[0]
+                              for sk, sl in ((1, 1), (1, -1), (-1, 1), (-1, -1)))
+            idx = tuple(int(q in (k, l)) for q in range(nt))
+            fd[(idx, 0)] = (pp - pm - mp + mm) / (4 * h * h)
+        assert len(fd) == len([k for k in nf.coefficients if k[0] == nf.names[0] and sum(k[1]) + k[2] <= 2])
+        for (m_, b), vec in fd.items():
+            for name, row in rows.items():
+                got, want = nf.evaluate(name, m_, b, f), vec[row]
+                # central differences: truncation O(h^2 c_3) ~ 1e-6 times the scale of the flow
+                assert got == pytest.approx(want, rel=2e-4, abs=2e-5), (name, m_, b, f, got, want)
+                n += 1
+    return n
 
 
 def test_leading_terms_are_the_closed_forms(nf) -> None:
@@ -30,40 +102,92 @@ def test_leading_terms_are_the_closed_forms(nf) -> None:
 
 
 def test_coefficients_against_finite_differences(nf) -> None:
-    ch = nf.chart
-    iu, iz = ch.coords.index(nf.u), ch.coords.index(nf.z)
-    # L is exactly quadratic in alpha: F(alpha) = F0 + alpha F1 + alpha^2 F2, so three alphas give F1, F2
-    models = {a: derive(SPEC.replace(alpha=a)).compile() for a in (0.0, 0.5, 1.0)}
+    assert _check_finite_differences(nf, (-2.0, 0.0, 0.7, 2.5)) == 4 * 6 * 2
 
-    def flow(z: float, u: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        xi = np.concatenate([nf.fit.theta, [z], [u]])
-        f0, fh, f1 = (ch.reduced_flow(xi, models[a]) for a in (0.0, 0.5, 1.0))
-        F2 = 2 * (f1 - 2 * fh + f0)
-        F1 = f1 - f0 - F2
-        return f0, F1, F2
 
-    h = 1e-3
-    for z in (-2.0, 0.0, 0.7, 2.5):
-        p0, p1, p2 = flow(z, h)
-        m0, m1, m2 = flow(z, -h)
-        c0, c1, c2 = flow(z, 0.0)
-        fd = {(1, 0): (p0 - m0) / (2 * h), (2, 0): (p0 - 2 * c0 + m0) / (2 * h * h), (0, 1): c1,
-              (1, 1): (p1 - m1) / (2 * h), (0, 2): c2}
-        for (a, b), vec in fd.items():
-            for name, idx in (("u", iu), ("z", iz)):
-                want = vec[idx]
-                got = nf.evaluate(name, a, b, z)
-                # central differences: truncation O(h^2 c_3) ~ 1e-6
-                assert got == pytest.approx(want, rel=2e-4, abs=1e-6), (name, a, b, z, got, want)
+def test_overlap_N2_leading_terms(nf2) -> None:
+    assert [s.name for s in nf2.transverse] == ["u_{1}", "u_{2}"] and nf2.K is None
+    for z in (-2.0, 0.0, 0.6):
+        # du/dt = 2 (1 - z^2) Kmat u: the N x N linear part is Amari's matrix
+        np.testing.assert_allclose(nf2.linear_matrix(z), 2 * (1 - z * z) * nf2.Kmat, rtol=1e-10, atol=1e-13)
+    zero = (0, 0)
+    assert all(nf2.coefficient(s, zero, 0) == 0 for s in nf2.names)
+    assert nf2.coefficient("z", (1, 0), 0) == 0 and nf2.coefficient("z", (0, 1), 0) == 0
+    assert nf2.evaluate("z", zero, 1, 0.0) == pytest.approx(nf2.v1, rel=1e-8)
+    # the u-quadratic part of dz/dt is a quadratic form with a nonzero mixed term
+    assert nf2.coefficient("z", (1, 1), 0) != 0
+
+
+def test_overlap_N2_against_finite_differences(nf2) -> None:
+    # 3 (u_1, u_2, z) components x 10 coefficients (|m| + b <= 2 with two u's) x 3 values of z
+    assert _check_finite_differences(nf2, (-2.0, 0.0, 0.6)) == 3 * 10 * 3
+
+
+def test_elimination_w_closed_forms_and_finite_differences(elim_w) -> None:
+    from ghostsing.analytic.manifold_fit import _residual_pieces
+
+    assert [s.name for s in elim_w.transverse] == ["w_1"] and len(elim_w.free) == 2
+    Kp, N = 1, 2
+    th = [sp.Float(x, 30) for x in elim_w.fit.theta]
+    F, _ = _residual_pieces(SPEC2, th[:Kp], [th[Kp + m * N: Kp + (m + 1) * N] for m in range(Kp)])
+    for J in ((0.8, -0.5), (0.0, 1.2), (-1.5, 0.3)):
+        # dw_i/dt = E[r* g(J_i.x)] on the set; J_i does not move there
+        assert elim_w.evaluate("w_1", 0, 0, J) == pytest.approx(float(sp.N(F(list(J)), 20)), rel=1e-12)
+        assert elim_w.evaluate("J_{1,1}", 0, 0, J) == 0 and elim_w.evaluate("J_{1,2}", 0, 0, J) == 0
+    assert elim_w.v1 is None and "not a set of critical points" in elim_w.v1_error
+    # 3 components x 6 coefficients x 3 points
+    assert _check_finite_differences(elim_w, (np.array([0.8, -0.5]), np.array([0.0, 1.2]),
+                                              np.array([-1.5, 0.3]))) == 3 * 6 * 3
+
+
+def test_elimination_J_closed_forms_and_finite_differences(elim_J) -> None:
+    from ghostsing.analytic.slow_drift import _correlation
+
+    c = _correlation(SPEC2, elim_J.fit)  # E[r* x]
+    gp = np.sqrt(2 / np.pi)  # erf: g'(0)
+    for w in (-1.5, 0.6, 2.0):
+        # dJ_i/dt = g'(0) w E[r* x] - g'(0)^2 w^2 J_i + ...;  dw_i/dt = g'(0) E[r* x].J_i + ...
+        np.testing.assert_allclose([elim_J.evaluate(f"J_{{1,{n + 1}}}", (0, 0), 0, w) for n in range(2)],
+                                   gp * w * c, rtol=1e-10)
+        np.testing.assert_allclose(elim_J.linear_matrix(w), -(2 / np.pi) * w * w * np.eye(2), rtol=1e-12,
+                                   atol=1e-14)
+        np.testing.assert_allclose([elim_J.evaluate("w_1", m, 0, w) for m in ((1, 0), (0, 1))], gp * c,
+                                   rtol=1e-10)
+    assert elim_J.coefficient("w_1", (0, 0), 0) == 0  # g(0) = 0
+    assert _check_finite_differences(elim_J, (-1.5, 0.6, 2.0)) == 3 * 10 * 3
+
+
+def test_elimination_J_linear_N1_is_polynomial() -> None:
+    spec = SPEC.replace(activation="linear")
+    nf = normal_form(spec, "elimination-J", order=3)
+    for key, c in nf.coefficients.items():
+        assert c.free_symbols <= {nf.z}, key  # polynomials in w_1
+    assert _check_finite_differences(nf, (-1.0, 0.5)) == 2 * 6 * 2
 
 
 def test_bad_input() -> None:
-    with pytest.raises(ValueError, match="allowed: N = 1"):
-        overlap_normal_form(ModelSpec(K=2, M=2, N=2))
+    with pytest.raises(ValueError, match=r"N=4 is too large .* allowed: N <= 3"):
+        overlap_normal_form(ModelSpec(K=2, M=2, N=4))
+    with pytest.raises(ValueError, match=r"N=3 is too large .*order 3.* allowed: N <= 2"):
+        normal_form(ModelSpec(K=2, M=2, N=3), "overlap", order=3)
     with pytest.raises(ValueError, match=r"order=7.*allowed: an int in 1..3"):
         overlap_normal_form(SPEC, order=7)
     with pytest.raises(ValueError, match="allowed: erf, linear"):
         overlap_normal_form(SPEC.replace(activation="relu"))
+    with pytest.raises(ValueError, match=r"elimination-J.*allowed: erf, linear \(got relu\)"):
+        normal_form(SPEC.replace(activation="relu"), "elimination-J")
+    with pytest.raises(ValueError, match="kind='linear-dependence' is not known; allowed: overlap"):
+        normal_form(SPEC, "linear-dependence")
+
+
+def test_coefficient_lookup(nf, nf2) -> None:
+    assert nf.coefficient("u", (1,), 0) == nf.coefficient(nf.u, 1, 0)
+    with pytest.raises(ValueError, match=r"allowed: name in \('u', 'z'\)"):
+        nf.coefficient("w", 1, 0)
+    with pytest.raises(ValueError, match="m a tuple of 2 powers"):
+        nf2.coefficient("z", 1, 0)
+    with pytest.raises(ValueError, match="use .transverse"):
+        _ = nf2.u
 
 
 def test_cli_expand(capsys) -> None:
@@ -75,5 +199,10 @@ def test_cli_expand(capsys) -> None:
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "normal form near the overlap line" in out and "Amari K = 0.116112472428" in out
-    assert main(["derive", "--manifold", "elimination-w", "--expand", "2"]) == 2
-    assert "needs manifold='overlap'" in capsys.readouterr().err
+    argv[argv.index("overlap")] = "elimination-J"
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "normal form near the elimination set {J_1 = 0}" in out
+    assert "c[J_{1,1}]_1,0 = -0.63661977236758134308*w_1**2" in out  # -(2/pi) w^2
+    assert main(["derive", "--manifold", "linear-dependence", "--expand", "2"]) == 2
+    assert "needs manifold in (overlap, elimination-w, elimination-J)" in capsys.readouterr().err

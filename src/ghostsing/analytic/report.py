@@ -174,9 +174,9 @@ def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text
     model (``K >= 2``; ``linear-dependence`` needs ``K = 3`` and ``N = 3``), and the flow written in
     their coordinates uses ``spec.alpha``.  ``form`` is ``"weights"`` (the raw parameters) or
     ``"order-parameters"`` (:mod:`ghostsing.analytic.order_form`).  ``expand`` (``1..3``, with
-    ``manifold="overlap"`` and ``N = 1``) adds the normal form near the overlap line: the flow expanded in
-    ``u`` and ``alpha`` to that total order at the plain (K-1)-unit fit
-    (:func:`ghostsing.analytic.normal_form.overlap_normal_form`).
+    ``manifold`` one of ``overlap``, ``elimination-w``, ``elimination-J``) adds the normal form near that
+    set: the flow expanded in the transverse coordinates and ``alpha`` to that total order at the plain
+    (K-1)-unit fit (:func:`ghostsing.analytic.normal_form.normal_form`).
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
@@ -188,12 +188,12 @@ def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text
         raise ValueError(f"form={form!r} is not known; allowed: {', '.join(FORMS)}")
     nf = None
     if expand is not None:
-        if manifold != "overlap":
-            raise ValueError(f"expand={expand!r} needs manifold='overlap' (got {manifold!r}); allowed: "
-                             "expand=None, or manifold='overlap'")
-        from ghostsing.analytic.normal_form import overlap_normal_form
+        from ghostsing.analytic.normal_form import KINDS, normal_form
 
-        nf = overlap_normal_form(spec, order=expand)
+        if manifold not in KINDS:
+            raise ValueError(f"expand={expand!r} needs manifold in ({', '.join(KINDS)}) (got {manifold!r}); "
+                             f"allowed: expand=None, or manifold one of {', '.join(KINDS)}")
+        nf = normal_form(spec, manifold, order=expand)
     d = derive(spec)
     part = _manifold_part(spec, manifold) if manifold is not None else None
     opf = None
@@ -207,10 +207,13 @@ def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text
         out = json.loads(_json(d, part, opf))
         if nf is not None:
             out["normal_form"] = {
-                "order": nf.order, "amari_K": nf.K, "v1": nf.v1, "degenerate": nf.degenerate,
-                "fit": nf.fit.theta.tolist(),
-                "coefficients": [{"component": n, "u_power": a, "alpha_power": b, **_expr_record(c)}
-                                 for (n, a, b), c in nf.coefficients.items()]}
+                "kind": nf.kind, "order": nf.order, "amari_K": nf.K,
+                "amari_Kmat": nf.Kmat.tolist() if nf.Kmat is not None else None,
+                "v1": nf.v1.tolist() if hasattr(nf.v1, "tolist") else nf.v1, "degenerate": nf.degenerate,
+                "fit": nf.fit.theta.tolist(), "free": [s.name for s in nf.free],
+                "transverse": [s.name for s in nf.transverse],
+                "coefficients": [{"component": n, "transverse_powers": list(a), "alpha_power": b,
+                                  **_expr_record(c)} for (n, a, b), c in nf.coefficients.items()]}
         return json.dumps(out, indent=1)
     title = f"Gradient flow of the {spec.K}-unit {spec.activation} student, alpha = {spec.alpha}"
     sections = report_sections(d, part, opf)
