@@ -14,8 +14,8 @@ benchmark environment only.  Problem: reduced-rank regression (M, H, N, r) = (4,
 localisation gamma, n beta = n / ln n (n = data-set size: devinterp's default takes the batch size),
 L_n(w*) on the full data set (devinterp's default averages ``num_chains`` mini-batches), full-batch gradients,
 same chains / draws / burn-in, float32 nn.Module for both; ghostsing also on its float64 sufficient-statistics
-path.  devinterp 2.0.1 (the current line) needs a newer torch than this environment's 2.13.0 CPU and
-pulls a CUDA build of several GB, so it is not run here.
+path.  devinterp 2.0.1 (the current line) is compared in ``bench_llc_devinterp.py`` (a separate venv on
+the same torch).
 Usage: ``python benchmarks/bench_llc.py [--aoyagi | --devinterp] [--n 100000] [--json out.json]``.
 """
 

@@ -358,8 +358,23 @@ def curvature_rows() -> list[str]:
                 f"{100 * llc['rms_rel_err']:.1f} %, worst {100 * llc['max_abs_rel_err']:.1f} %, flagged); "
                 f"median {llc['median_seconds']:.1f} s per problem",
                 "relative error against Aoyagi & Watanabe's closed form",
-                "Aoyagi–Watanabe RLCT (devinterp 2.0.1 not run: needs a newer torch)",
+                "Aoyagi–Watanabe RLCT",
                 "llc_issue18_aoyagi.json",
+            )
+        )
+    dv = _load("llc_devinterp.json")
+    if dv is not None:
+        sp_ = [r["speedup_matched"] for r in dv["rows"]]
+        out.append(
+            _row(
+                f"local learning coefficient against devinterp at matched SGLD settings ({len(dv['rows'])} "
+                "reduced-rank-regression shapes, one per Aoyagi case, full-batch, "
+                f"{dv['rows'][0]['chains']} chains × {dv['rows'][0]['draws']} draws, 1 thread)",
+                f"{dv['speedup_matched_total']:.1f}× in total ({min(sp_):.1f}–{max(sp_):.1f}× per problem)",
+                f"worst error vs the RLCT: ours {100 * dv['max_abs_rel_err_ghostsing']:.1f} %, devinterp "
+                f"{100 * dv['max_abs_rel_err_devinterp']:.1f} %",
+                f"devinterp {dv['versions']['devinterp']}, torch {dv['versions']['torch']}",
+                "llc_devinterp.json",
             )
         )
     return out
@@ -382,7 +397,7 @@ def table() -> str:
     missing = [
         f
         for f, script in (
-            ("llc.json", "bench_llc.py (local learning coefficient vs devinterp)"),
+            ("llc_devinterp.json", "bench_llc_devinterp.py (local learning coefficient vs devinterp)"),
         )
         if not (RESULTS / f).exists() and script
     ]
@@ -393,7 +408,8 @@ def table() -> str:
             + "; ".join(
                 s
                 for f, s in (
-                    ("llc.json", "`bench_llc.py` local learning coefficient against devinterp"),
+                    ("llc_devinterp.json",
+                     "`bench_llc_devinterp.py` local learning coefficient against devinterp"),
                 )
                 if f in missing
             )
