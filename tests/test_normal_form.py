@@ -17,6 +17,8 @@ from ghostsing.analytic.normal_form import normal_form, overlap_normal_form
 SPEC = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
 SPEC2 = ModelSpec(K=2, M=2, N=2, activation="erf", v=(10.0, 5.0), B=[[0.4, 0.3], [-1.0, 2.0]],
                   skip=[[1.0, 0.2], [0.5, -0.3]])
+SPEC3 = ModelSpec(K=3, M=2, N=3, activation="linear", v=(1.0, 0.5), B=[[1.0, 0.2, -0.3], [0.4, -1.0, 0.5]],
+                  skip=[[1.0, 0.0, 0.3], [0.2, 0.5, 0.0], [0.0, -0.4, 1.0]])
 ALPHAS = (0.0, 0.5, 1.0)
 _COMPILED: dict[str, dict[float, object]] = {}
 
@@ -35,6 +37,11 @@ def nf():
 @pytest.fixture(scope="module")
 def nf2():
     return normal_form(SPEC2, "overlap", order=2)
+
+
+@pytest.fixture(scope="module")
+def lin_dep():
+    return normal_form(SPEC3, "linear-dependence", order=2)
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +172,45 @@ def test_elimination_J_linear_N1_is_polynomial() -> None:
     assert _check_finite_differences(nf, (-1.0, 0.5)) == 2 * 6 * 2
 
 
+LD_POINTS = (np.array([0.7, 0.3, -0.5]), np.array([-1.2, 1.0, 0.4]), np.array([2.0, -0.6, 1.5]))
+
+
+def test_linear_dependence_against_finite_differences(lin_dep) -> None:
+    # 4 components (rho, w_3, a, b) x 6 coefficients (|m| + b <= 2, one rho) x 3 points (w_3, a, b)
+    assert _check_finite_differences(lin_dep, LD_POINTS) == 4 * 6 * 3
+
+
+def test_linear_dependence_closed_forms(lin_dep) -> None:
+    """By hand: L = |W|^2 / 2 with W = sum_i w_i (J_i + alpha s_i) - beta_T; at rho = 0 and the exact fit
+    W = 0, and d psi/d rho = n on J_3, d rho/d(J_1, J_2, J_3) = (-a n, -b n, n) there, so with
+    W_rho := w_3 - a w_1 - b w_2 (w_1 = w_1' - a w_3, w_2 = w_2' - b w_3)
+    ``d rho/dt = -W_rho (w_3 rho + alpha n.(sum_i w_i s_i)) + ...`` and ``H_rho,rho = w_3^2 |n|^2``."""
+    from ghostsing.analytic.manifold_fit import transverse_hessian
+
+    nf, ch = lin_dep, lin_dep.chart
+    assert nf.fit.exact is not None and nf.v1 is None and "slow_drift covers" in nf.v1_error
+    w3, a, b = nf.free
+    p1, p2, *J = nf.fit.exact
+    J1, J2 = sp.Matrix(J[:3]), sp.Matrix(J[3:])
+    c = J1.cross(J2)
+    n = c / sp.sqrt(c.dot(c))
+    w1, w2 = p1 - a * w3, p2 - b * w3
+    S = [sp.Matrix([sp.nsimplify(x) for x in row]) for row in SPEC3.skip]
+    W_rho = w3 - a * w1 - b * w2
+    assert all(nf.coefficient(s, 0, 0) == 0 for s in nf.names)  # a set of critical points at alpha = 0
+    H = transverse_hessian(ch)[0, 0].xreplace(dict(zip(ch.parent, nf.fit.exact, strict=True)))
+    assert sp.expand(H.xreplace({ch.transverse[0]: 0}) - w3**2) == 0
+    # the rho-linear rate: -(H_rho,rho / w_3) W_rho, exactly
+    assert sp.expand(nf.coefficient(ch.transverse[0], 1, 0) + H / w3 * W_rho) == 0
+    c01 = -W_rho * n.dot(w1 * S[0] + w2 * S[1] + w3 * S[2])
+    assert sp.expand(sp.radsimp(nf.coefficient(ch.transverse[0], 0, 1) - c01)) == 0
+    # the alpha drift of the free coordinates is the c_01 of the expansion (no slow_drift for this set)
+    for f in LD_POINTS:
+        np.testing.assert_allclose(nf.alpha_drift(f), [nf.evaluate(s, 0, 1, f) for s in nf.free])
+        assert nf.evaluate(ch.transverse[0], 1, 0, f) == pytest.approx(
+            -f[0] * (f[0] * (1 + f[1] ** 2 + f[2] ** 2) - f[1] * 1.0 - f[2] * 0.5), rel=1e-14)
+
+
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match=r"N=4 is too large .* allowed: N <= 3"):
         overlap_normal_form(ModelSpec(K=2, M=2, N=4))
@@ -176,8 +222,12 @@ def test_bad_input() -> None:
         overlap_normal_form(SPEC.replace(activation="relu"))
     with pytest.raises(ValueError, match=r"elimination-J.*allowed: erf, linear \(got relu\)"):
         normal_form(SPEC.replace(activation="relu"), "elimination-J")
-    with pytest.raises(ValueError, match="kind='linear-dependence' is not known; allowed: overlap"):
+    with pytest.raises(ValueError, match="kind='saddle' is not known; allowed: overlap"):
+        normal_form(SPEC, "saddle")
+    with pytest.raises(ValueError, match="linear_dependence needs K=3, N=3, activation='linear'"):
         normal_form(SPEC, "linear-dependence")
+    with pytest.raises(ValueError, match=r"linear dependence involves all three units; allowed: None"):
+        normal_form(SPEC3, "linear-dependence", units=(0, 1))
 
 
 def test_coefficient_lookup(nf, nf2) -> None:
@@ -204,5 +254,22 @@ def test_cli_expand(capsys) -> None:
     out = capsys.readouterr().out
     assert "normal form near the elimination set {J_1 = 0}" in out
     assert "c[J_{1,1}]_1,0 = -0.63661977236758134308*w_1**2" in out  # -(2/pi) w^2
-    assert main(["derive", "--manifold", "linear-dependence", "--expand", "2"]) == 2
-    assert "needs manifold in (overlap, elimination-w, elimination-J)" in capsys.readouterr().err
+    assert main(["derive", "--manifold", "none", "--expand", "2"]) == 2
+    assert "needs manifold in (overlap, elimination-w, elimination-J, linear-dependence)" in \
+        capsys.readouterr().err
+
+
+def test_cli_expand_linear_dependence(capsys) -> None:
+    from ghostsing.cli import main
+
+    argv = ["derive", "--units", "3", "--teacher", "2", "--input-dim", "3", "--activation", "linear",
+            "--teacher-v", "1,0.5", "--teacher-B", "1,0.2,-0.3,0.4,-1,0.5",
+            "--skip-directions", "1,0,0.3,0.2,0.5,0,0,-0.4,1", "--manifold", "linear-dependence",
+            "--expand", "2", "--form", "weights"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "normal form near the linear-dependence set J_3 = a J_1 + b J_2 (rho = 0)" in out
+    assert "c[\\rho]_1,0 = w_3**2*(-a**2 - b**2 - 1) + w_3*(a + b/2)" in out  # exact: w' = (1, 1/2)
+    assert "slow_drift covers overlap and elimination only" in out
+    assert main(["derive", "--units", "2", "--manifold", "linear-dependence", "--expand", "1"]) == 2
+    assert "linear_dependence needs K=3, N=3, activation='linear'" in capsys.readouterr().err

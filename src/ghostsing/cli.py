@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the loss and flow in order parameters (Q = J.J, R = J.B, ...; default) or "
                         "in the raw weights")
     d.add_argument("--expand", type=_int_in(1, 3), default=None,
-                   help="with --manifold overlap, elimination-w or elimination-J: the normal form, the flow "
-                        "expanded in the transverse coordinates and alpha to this total order (1..3)")
+                   help="with --manifold overlap, elimination-w, elimination-J or linear-dependence: the "
+                        "normal form, the flow expanded in the transverse coordinates and alpha to this "
+                        "total order (1..3)")
     d.add_argument("--teacher-v", type=_floats, default=None, help="teacher second layer v (M floats, comma-"
                    "separated; default ones)")
     d.add_argument("--teacher-B", type=_floats, default=None,

@@ -48,6 +48,24 @@ quadratic in ``w_i``, so every coefficient is a polynomial in ``w_i``:
 ``dw_i/dt = g'(0) E[r* x].J_i + ...``.  The set is a line of critical points only when ``E[r* x] = 0``;
 then ``v1 = s_i . E[r* x] = 0`` too.
 
+Linear dependence of three ``linear`` units in N = 3 (``t = rho``; ``f = (w_3, a, b)``; parent
+``(w_1', w_2', J_1, J_2)``, chart ``J_3 = a J_1 + b J_2 + rho n`` with ``n = J_1 x J_2 / |J_1 x J_2|``).
+The loss ``L = |W|^2 / 2``, ``W = sum_i w_i (J_i + alpha s_i) - beta_T``, is a polynomial, and with the
+parent fixed ``J_1, J_2`` and hence ``n`` are numbers, so every coefficient is a polynomial in
+``(w_3, a, b)``.  The best 2-unit fit of linear units is known in closed form
+(:func:`ghostsing.analytic.manifold_fit.exact_best_fit`); its exact numbers are substituted, so the
+coefficients are exact, with rationals and the one square root ``|J_1 x J_2|`` (a numeric fit passed in
+gives 20-digit Floats instead).  The fit is exact (``W = 0`` at ``rho = 0``), so ``c_00 = 0`` for every
+component, and with ``W_rho = w_3 - a w_1 - b w_2``
+(``w_1 = w_1' - a w_3``, ``w_2 = w_2' - b w_3``)::
+
+    d rho/dt = -W_rho (w_3 rho + alpha n.(w_1 s_1 + w_2 s_2 + w_3 s_3)) + O(rho^2, rho alpha, alpha^2)
+
+(``H_rho,rho = w_3^2`` is the transverse Hessian, so the rate is ``-(H_rho,rho / w_3) W_rho``).
+:func:`ghostsing.analytic.slow_drift.slow_drift` does not cover this set, so ``v1`` is None here; the
+alpha-order drift of ``(w_3, a, b)`` is taken from the expansion itself, ``c^{(f)}_{0,1}``
+(:meth:`NormalForm.alpha_drift`), the instantaneous value with the parent held at the fit (not relaxed).
+
 Cost: the number of coefficients grows like ``C(n_t + n, n)``; the sizes allowed (:data:`MAX_N`) keep one
 normal form within seconds to a minute.  relu is refused (its closed form is not smooth on the sets).
 """
@@ -62,17 +80,17 @@ import numpy as np
 import sympy as sp
 
 from ghostsing.analytic.loss import population_loss
-from ghostsing.analytic.manifold_coords import Chart, elimination, overlap
+from ghostsing.analytic.manifold_coords import Chart, elimination, linear_dependence, overlap
 from ghostsing.analytic.manifold_fit import ALPHA, BestFit, best_fit
 from ghostsing.models import ModelSpec
 
 MAX_ORDER = 3
-KINDS = ("overlap", "elimination-w", "elimination-J")
+KINDS = ("overlap", "elimination-w", "elimination-J", "linear-dependence")
 #: the largest input dimension N per kind and total order (the symbolic cost grows fast with both)
 #: (measured, K = 2: overlap N = 2 order 2 about 10 s, N = 3 order 2 about 17 s, N = 2 order 3 about 40 s;
-#: elimination at most a few seconds)
+#: elimination at most a few seconds; linear dependence order 3 about 1 s)
 MAX_N = {"overlap": {1: 3, 2: 3, 3: 2}, "elimination-w": {1: 3, 2: 3, 3: 3},
-         "elimination-J": {1: 3, 2: 3, 3: 2}}
+         "elimination-J": {1: 3, 2: 3, 3: 2}, "linear-dependence": {1: 3, 2: 3, 3: 3}}
 
 Index = tuple[int, ...]
 
@@ -85,7 +103,7 @@ class NormalForm:
     ----------
     spec, chart, fit : the model (its skip directions; ``spec.alpha`` is not used), the chart and the
         parent fit at which the coefficients are taken.
-    kind : ``"overlap"``, ``"elimination-w"`` or ``"elimination-J"``.
+    kind : ``"overlap"``, ``"elimination-w"``, ``"elimination-J"`` or ``"linear-dependence"``.
     order : the largest total degree ``|m| + b`` kept.
     free, transverse : the chart's free and transverse symbols.
     coefficients : ``{(name, m, b): expr}`` with ``name`` the symbol name of a free or transverse
@@ -93,7 +111,8 @@ class NormalForm:
         and ``b`` the power of alpha: ``c^{(name)}_{m b}`` as a closed form in the free coordinates.
     K : Amari's K (overlap, N = 1) else None; Kmat : Amari's N x N matrix (overlap) else None.
     v1 : the first-order drift on the slow manifold (``slow_drift``; a float, or an array for several
-        free coordinates), or None when it is not defined (then ``v1_error`` says why);
+        free coordinates), or None when it is not defined or not covered (linear dependence: use
+        :meth:`alpha_drift`; then ``v1_error`` says why);
         degenerate : ``v1`` vanishes.
     """
 
@@ -173,10 +192,18 @@ class NormalForm:
         e = [tuple(int(k == l) for k in range(nt)) for l in range(nt)]
         return np.array([[self.evaluate(s, e[l], 0, at) for l in range(nt)] for s in self.transverse])
 
+    def alpha_drift(self, at: float | np.ndarray) -> np.ndarray:
+        """``[c^{(f)}_{0,1}(at)]``: the alpha-order drift of the free coordinates with the parent held at the
+        fit (on the set ``t = 0``), one entry per free coordinate."""
+        zero = (0,) * len(self.transverse)
+        return np.array([self.evaluate(s, zero, 1, at) for s in self.free])
+
     def _title(self) -> str:
         u = self.chart.units
         if self.kind == "overlap":
             return f"overlap line of units {u[0] + 1} and {u[1] + 1}"
+        if self.kind == "linear-dependence":
+            return "linear-dependence set J_3 = a J_1 + b J_2 (rho = 0)"
         return f"elimination set {self.chart.description.split(':')[0]}"
 
     def _notes(self) -> list[str]:
@@ -283,12 +310,15 @@ def normal_form(spec: ModelSpec, kind: str = "overlap", order: int = 2, units: t
 
     Parameters
     ----------
-    spec : the K-unit model (erf or linear units, ``N <= MAX_N[kind][order]``); its skip directions are
-        used, ``spec.alpha`` is not (``alpha`` is the expansion variable).
-    kind : ``"overlap"``, ``"elimination-w"`` or ``"elimination-J"``.
+    spec : the K-unit model (erf or linear units, ``N <= MAX_N[kind][order]``; linear dependence: K = 3,
+        N = 3, linear units); its skip directions are used, ``spec.alpha`` is not (``alpha`` is the
+        expansion variable).
+    kind : ``"overlap"``, ``"elimination-w"``, ``"elimination-J"`` or ``"linear-dependence"``.
     order : the total degree in ``(t, alpha)`` kept, ``1..3``.
-    units : ``(i, j)`` for the overlap (default ``(0, 1)``), ``(i,)`` for elimination (default ``(0,)``).
-    fit : the best (K-1)-unit plain fit (found with :func:`best_fit` when omitted).
+    units : ``(i, j)`` for the overlap (default ``(0, 1)``), ``(i,)`` for elimination (default ``(0,)``);
+        linear dependence involves all three units (None or ``(0, 1, 2)``).
+    fit : the best (K-1)-unit plain fit (found with :func:`best_fit` when omitted; linear dependence uses
+        its exact numbers when ``fit.exact`` is set).
     """
     _check(spec, kind, order)
     if kind == "overlap":
@@ -296,6 +326,12 @@ def normal_form(spec: ModelSpec, kind: str = "overlap", order: int = 2, units: t
         if len(units) != 2:
             raise ValueError(f"units={units!r}: the overlap needs two unit indices (i, j), i < j")
         chart = overlap(spec, *units)
+    elif kind == "linear-dependence":
+        if units is not None and tuple(units) != (0, 1, 2):
+            raise ValueError(f"units={units!r}: linear dependence involves all three units; allowed: None "
+                             "or (0, 1, 2)")
+        units = (0, 1, 2)
+        chart = linear_dependence(spec)
     else:
         units = tuple(units) if units is not None else (0,)
         if len(units) != 1:
@@ -304,10 +340,14 @@ def normal_form(spec: ModelSpec, kind: str = "overlap", order: int = 2, units: t
     fit = fit if fit is not None else best_fit(chart.parent_spec)
     trans, free = chart.transverse, chart.free
     comps = [*trans, *free]
-    at_fit = {p: sp.Float(v, 30) for p, v in zip(chart.parent, fit.theta, strict=True)}
+    # linear dependence with a closed-form fit: the parent numbers enter exactly (rationals, one square root)
+    exact = kind == "linear-dependence" and fit.exact is not None
+    at_fit = {p: (sp.nsimplify(v) if exact else sp.Float(v, 30))
+              for p, v in zip(chart.parent, fit.exact if exact else fit.theta, strict=True)}
     flows = [e.xreplace(at_fit) for e in _flow_with_alpha(chart, [chart.coords.index(s) for s in comps])]
     zero = {**{s: 0 for s in trans}, ALPHA: 0}
-    simplify = {"overlap": sp.cancel, "elimination-J": sp.expand}.get(kind, lambda e: e)
+    simplify = {"overlap": sp.cancel, "elimination-J": sp.expand,
+                "linear-dependence": sp.expand}.get(kind, lambda e: e)
     coefficients: dict[tuple[str, Index, int], sp.Expr] = {}
     for s, e in zip(comps, flows, strict=True):
         # alpha first (L is a quadratic polynomial in alpha, so the alpha-derivatives are small), then t
@@ -319,8 +359,11 @@ def normal_form(spec: ModelSpec, kind: str = "overlap", order: int = 2, units: t
         for m, b in _indices(len(trans), order):
             c = _derivative(cache, trans, m, b).xreplace(zero)
             c = c / (prod(factorial(x) for x in m) * factorial(b))
-            c = _chop(_half_exponents(simplify(sp.N(c, 20))))
-            coefficients[(s.name, m, b)] = sp.Integer(0) if _negligible(c, free) else c
+            if exact:  # a polynomial in f with coefficients in Q(sqrt(q)), q = |J_1 x J_2|^2
+                c = sp.collect(sp.expand(sp.radsimp(sp.expand(c))), free)
+            else:
+                c = _chop(_half_exponents(simplify(sp.N(c, 20))))
+            coefficients[(s.name, m, b)] = sp.Integer(0) if not exact and _negligible(c, free) else c
     K = Kmat = None
     if kind == "overlap":
         from ghostsing.analytic.milnor import amari_K
@@ -329,14 +372,19 @@ def normal_form(spec: ModelSpec, kind: str = "overlap", order: int = 2, units: t
         Kmat = np.asarray(ak.matrix, dtype=np.float64)
         K = float(ak.value) if ak.value is not None else None
     v1 = degenerate = err = None
-    try:
-        from ghostsing.analytic.slow_drift import slow_drift
+    if kind == "linear-dependence":
+        err = ("slow_drift covers overlap and elimination only; the alpha-order drift of the free "
+               "coordinates with the parent held at the fit is c[f]_0,1(w_3, a, b) of this expansion "
+               "(NormalForm.alpha_drift)")
+    else:
+        try:
+            from ghostsing.analytic.slow_drift import slow_drift
 
-        sd = slow_drift(spec, kind=kind, pair=units, fit=fit)
-        v1, degenerate = sd.v1, bool(sd.degenerate)
-        v1 = float(v1) if np.ndim(v1) == 0 else np.asarray(v1, dtype=np.float64)
-    except (ImportError, ValueError) as exc:  # e.g. an elimination set that is not a critical line
-        err = str(exc)
+            sd = slow_drift(spec, kind=kind, pair=units, fit=fit)
+            v1, degenerate = sd.v1, bool(sd.degenerate)
+            v1 = float(v1) if np.ndim(v1) == 0 else np.asarray(v1, dtype=np.float64)
+        except (ImportError, ValueError) as exc:  # e.g. an elimination set that is not a critical line
+            err = str(exc)
     return NormalForm(spec, chart, fit, order, tuple(free), tuple(trans), coefficients, K, v1, degenerate,
                       err, Kmat)
 

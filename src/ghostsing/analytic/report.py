@@ -174,9 +174,9 @@ def derive_report(spec: ModelSpec, manifold: str | None = None, fmt: str = "text
     model (``K >= 2``; ``linear-dependence`` needs ``K = 3`` and ``N = 3``), and the flow written in
     their coordinates uses ``spec.alpha``.  ``form`` is ``"weights"`` (the raw parameters) or
     ``"order-parameters"`` (:mod:`ghostsing.analytic.order_form`).  ``expand`` (``1..3``, with
-    ``manifold`` one of ``overlap``, ``elimination-w``, ``elimination-J``) adds the normal form near that
-    set: the flow expanded in the transverse coordinates and ``alpha`` to that total order at the plain
-    (K-1)-unit fit (:func:`ghostsing.analytic.normal_form.normal_form`).
+    ``manifold`` one of ``overlap``, ``elimination-w``, ``elimination-J``, ``linear-dependence``) adds the
+    normal form near that set: the flow expanded in the transverse coordinates and ``alpha`` to that total
+    order at the plain (K-1)-unit fit (:func:`ghostsing.analytic.normal_form.normal_form`).
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
