@@ -257,3 +257,30 @@ def test_low_rank_skips_drift_with_the_difference_of_their_loadings():
     assert not d.degenerate
     shared = teacher.replace(skip=np.outer([0.5, 0.5], b))
     assert slow_drift(shared, fit=d.fit).degenerate and line_is_persistent(shared)
+
+
+def test_derived_noise_drift_predicts_sgd_on_the_line():
+    """q(z) from the Lyapunov covariance of the fluctuations (no SGD input) against on-line SGD at
+    alpha = 0: the crossing time of z = -1.5 from z0 = -2 (12 seeds) within 10 % of int dz / (eta q)."""
+    from ghostsing.simulate.ghost_noise import (
+        crossing_times,
+        free_coordinate_of,
+        noise_drift_theory,
+        predicted_passage,
+    )
+    from ghostsing.simulate.ghost_passage import line_starts
+    from ghostsing.simulate.sgd import online_sgd_spec
+
+    fate = overlap_fate(GENERIC)
+    q = noise_drift_theory(GENERIC, fate.drift.fit, -2.1, -1.4, n_points=8, degree=3)
+    eta = 0.03
+    pred = predicted_passage(q, 0.0, -2.0, -1.5, 0.0, eta)
+    assert 1e3 < pred < 1e4
+    th0 = line_starts(GENERIC, fate.drift.fit, -2.0, 1e-3, 12, np.random.default_rng(3))
+    t = np.linspace(0.0, 3 * pred, 300)
+    res = online_sgd_spec(GENERIC, th0, t, lr=eta, seeds=list(range(12)))
+    tau = crossing_times(res.t, free_coordinate_of(res.theta), -1.5)
+    assert np.all(np.isfinite(tau))
+    assert np.mean(tau) == pytest.approx(pred, rel=0.10)
+    # negative control: gradient flow (no noise) does not move along the line at alpha = 0
+    assert q(-1.8) > 0 and fate.drift.v1 > 0

@@ -274,36 +274,48 @@ def run_ghost_noise(out_dir: str | Path = "simulations/figures", seed: int = 0, 
                     etas: tuple[float, ...] = (3e-3, 1e-2, 3e-2),
                     alphas: tuple[float, ...] = (0.0, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
                     eta_ref: float = 1e-2, spec: ModelSpec = REFERENCE, progress: bool = True) -> list[Path]:
-    """SGD noise on the passable half of the former Milnor segment: the noise drift ``q(z)`` measured once
-    (``alpha = 0``, ``eta_ref``), then the crossing time of ``z_b`` predicted and measured for every
-    ``(eta, alpha)`` (``n`` seeds each), collapsed as ``eta tau`` against ``alpha v1 / eta``
-    (:mod:`ghostsing.simulate.ghost_noise`)."""
+    """SGD noise on the passable half of the former Milnor segment: the noise drift ``q(z)`` derived
+    (Lyapunov covariance of the fluctuations, :func:`~ghostsing.simulate.ghost_noise.noise_drift_theory`)
+    and, as a check, measured once from SGD at ``alpha = 0``, ``eta_ref``; the crossing time of ``z_b``
+    predicted from the derived ``q`` and measured for every ``(eta, alpha)`` (``n`` seeds each), collapsed
+    as ``eta tau`` against ``alpha v1 / eta`` (:mod:`ghostsing.simulate.ghost_noise`)."""
     from ghostsing.plots import save_figure
     from ghostsing.plots.ghosts import plot_noise_collapse
-    from ghostsing.simulate.ghost_noise import noise_drift_profile, noise_passage_grid, predicted_passage
+    from ghostsing.simulate.ghost_noise import (
+        noise_drift_profile,
+        noise_drift_theory,
+        noise_passage_grid,
+        predicted_passage,
+    )
 
     fate = overlap_fate(spec)
     z0, zb, C = passable_start(fate)
     v1 = fate.drift.v1
-    q = noise_drift_profile(spec, fate.drift.fit, z0 - 0.2, zb + 0.02, eta_ref,
-                            t_end=1.5 / (eta_ref * 0.01), n_seeds=2 * n, seed=seed)
+    q = noise_drift_theory(spec, fate.drift.fit, z0 - 0.1, zb - 0.02 * np.sign(zb - z0))
+    q_meas = noise_drift_profile(spec, fate.drift.fit, z0 - 0.2, zb + 0.02, eta_ref,
+                                 t_end=1.5 / (eta_ref * 0.01), n_seeds=2 * n, seed=seed)
+    zs = np.linspace(min(z0, zb), max(z0, zb), 11)
     if progress:
-        print(f"[ghost-noise] q(z) coefficients {np.round(q.coef, 6).tolist()} on "
-              f"[{q.z_lo:.3f}, {q.z_hi:.3f}]", flush=True)
+        print(f"[ghost-noise] q(z) derived {np.round(q(zs), 5).tolist()}; measured "
+              f"{np.round(q_meas(zs), 5).tolist()} at z = {np.round(zs, 2).tolist()}", flush=True)
     run = noise_passage_grid(spec, fate.drift.fit, v1, q, z0, zb, etas, alphas, n_seeds=n, seed=seed + 100)
     rel = np.nanmean(run.tau, axis=2) / run.pred - 1
+    pred_meas = np.array([[predicted_passage(q_meas, v1, z0, zb, a, e) for a in run.alphas]
+                          for e in run.etas])
+    rel_meas = np.nanmean(run.tau, axis=2) / pred_meas - 1
     if progress:
-        print(f"[ghost-noise] measured / predicted - 1 (rows eta, columns alpha): "
+        print(f"[ghost-noise] measured / predicted (derived q) - 1 (rows eta, columns alpha): "
               f"{np.round(rel, 3).tolist()}", flush=True)
     r = np.geomspace(1e-5, 3.0, 200)
     G = np.array([predicted_passage(q, 1.0, z0, zb, x, 1.0) for x in r])
     fig = plot_noise_collapse(run.etas, run.alphas, run.tau, v1, r, G, C)
     paths = save_figure(fig, out_dir, "ghost_noise",
                         arrays={"etas": run.etas, "alphas": run.alphas, "tau": run.tau, "pred": run.pred,
-                                "r": r, "G": G},
+                                "r": r, "G": G, "z": zs, "q_derived": q(zs), "q_measured": q_meas(zs)},
                         meta=_meta(seed=seed, n=n, spec=spec.to_dict(), z0=z0, z_b=zb, v1=v1, C=C,
-                                   eta_ref=eta_ref, q_coef=q.coef, q_range=[q.z_lo, q.z_hi],
+                                   q_derived_coef=q.coef, q_measured_coef=q_meas.coef, eta_ref=eta_ref,
                                    measured_over_predicted_minus_1=rel,
+                                   measured_over_predicted_with_measured_q_minus_1=rel_meas,
                                    n_no_crossing=int(np.sum(~np.isfinite(run.tau)))))
     import matplotlib.pyplot as plt
 

@@ -154,7 +154,7 @@ def plot_noise_collapse(etas: np.ndarray, alphas: np.ndarray, tau: np.ndarray, v
             y = eta * tau[e]
             ax.errorbar(x, np.nanmean(y, axis=1), yerr=np.nanstd(y, axis=1, ddof=1), fmt="o",
                         color=CYCLE[e % len(CYCLE)], capsize=2, label=rf"SGD, $\eta$ = {eta:g}")
-        ax.plot(r, G, color=OKABE_ITO["black"], lw=1.2, label=r"predicted $G(\alpha v_1/\eta)$")
+        ax.plot(r, G, color=OKABE_ITO["black"], lw=1.2, label=r"predicted $G(\alpha v_1/\eta)$ (derived $q$)")
         ax.plot(r, C * v1 / r, color=OKABE_ITO["black"], lw=0.8, ls="--",
                 label=r"drift only: $\eta\,C/\alpha$")
         ax.set_xscale("log")

@@ -10,8 +10,21 @@ two drifts add::
 
 so ``eta tau = G(alpha v1 / eta)`` with ``G(r) = int dz / (r + q(z))``: a single scaling function joins
 the noise-driven regime (``alpha v1 << eta |q|``: ``tau ~ 1/eta``) and the drift-driven one
-(``alpha v1 >> eta |q|``: ``tau -> (z_b - z0)/(alpha v1)``).  ``q(z)`` is *measured* here, once, at
-``alpha = 0`` and one rate (:func:`noise_drift_profile`); every other ``(alpha, eta)`` is a prediction.
+(``alpha v1 >> eta |q|``: ``tau -> (z_b - z0)/(alpha v1)``).
+
+**The noise drift, derived** (:func:`noise_drift_theory`).  On the line ``J_i = J_j`` the two units
+receive the same per-sample gradient, so ``d = w_i - w_j`` gets no noise and, at ``alpha = 0``, no
+deterministic drift: ``d`` moves only through the second-order response of its velocity
+``F_d = F_{w_i} - F_{w_j}`` to the fluctuations of the other coordinates.  With ``SGD`` written as
+``d theta = F dt + sqrt(eta Sigma) dW`` (``Sigma`` the per-sample gradient covariance, ``F = -grad L``),
+the fluctuations in the subspace orthogonal to the line's tangent ``tau`` are an Ornstein–Uhlenbeck
+process with Jacobian ``A = Q^T (dF) Q`` (``Q`` an orthonormal basis of ``tau^perp``) and stationary
+covariance ``eta C1``, ``A C1 + C1 A^T + Q^T Sigma Q = 0`` (Lyapunov), so::
+
+    eta q_d = (eta / 2) tr(Q^T (d^2 F_d) Q C1),        q(z) = q_d / w*     (z = d / w, w -> w*).
+
+``Sigma`` is computed by Gauss–Hermite quadrature (N = 1), ``d^2 F_d`` by central differences of the
+generated Jacobian.  :func:`noise_drift_profile` measures ``q`` from SGD instead, as an independent check.
 """
 
 from __future__ import annotations
@@ -81,6 +94,65 @@ def noise_drift_profile(spec: ModelSpec, fit: BestFit, z0: float, z_b: float, et
                          "long enough for z to move")
     coef = np.polyfit(zc[sel], v[sel] / eta, degree)
     return NoiseDrift(coef, float(zc[sel].min()), float(zc[sel].max()), float(eta), int(n_seeds))
+
+
+def _activation_and_slope(activation: str):
+    from scipy.special import erf
+
+    if activation == "erf":
+        return (lambda u: erf(u / np.sqrt(2.0))), (lambda u: np.sqrt(2.0 / np.pi) * np.exp(-u * u / 2))
+    if activation == "linear":
+        return (lambda u: u), (lambda u: np.ones_like(u))
+    raise ValueError(f"activation={activation!r}; allowed: erf, linear (a smooth g with a Hessian)")
+
+
+def noise_drift_at(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[int, int] = (0, 1),
+                   n_nodes: int = 160, h: float = 1e-5) -> float:
+    """``q(z)`` of the module docstring at one point ``z`` of the former overlap line (alpha = 0, N = 1)."""
+    from scipy.linalg import null_space, solve_continuous_lyapunov
+
+    from ghostsing.analytic.loss import derive
+    from ghostsing.analytic.manifold_coords import overlap
+
+    if spec.N != 1:
+        raise ValueError(f"noise_drift_theory integrates over x by Gauss-Hermite quadrature for N = 1; got "
+                         f"N={spec.N}; allowed: N = 1")
+    plain = spec.replace(alpha=0.0)
+    g, gp = _activation_and_slope(spec.activation)
+    model = derive(plain).compile()
+    th = np.ascontiguousarray(overlap(plain, *pair).embed(fit.theta, [z]))
+    w, J = plain.split(th)
+    x, wq = np.polynomial.hermite_e.hermegauss(n_nodes)
+    wq = wq / wq.sum()
+    y = sum(spec.v[m] * g(spec.B[m, 0] * x) for m in range(spec.M))
+    e = sum(w[k] * g(J[k, 0] * x) for k in range(spec.K)) - y
+    grad = np.concatenate([np.stack([g(J[k, 0] * x) for k in range(spec.K)]),
+                           np.stack([w[k] * gp(J[k, 0] * x) * x for k in range(spec.K)])])
+    sigma = (grad * e * e * wq) @ grad.T
+    jac = model.jacobian(th)
+    i, j = pair
+    tau = np.zeros(spec.n_params)
+    tau[i], tau[j] = 1.0, -1.0
+    Q = null_space(tau[None, :])
+    C1 = solve_continuous_lyapunov(Q.T @ ((jac + jac.T) / 2) @ Q, -(Q.T @ sigma @ Q))
+    H = np.zeros((spec.n_params, spec.n_params))
+    for k in range(spec.n_params):
+        ep, em = th.copy(), th.copy()
+        ep[k] += h
+        em[k] -= h
+        Jp, Jm = model.jacobian(ep), model.jacobian(em)
+        H[k] = ((Jp[i] - Jp[j]) - (Jm[i] - Jm[j])) / (2 * h)
+    H = (H + H.T) / 2
+    return float(0.5 * np.trace(Q.T @ H @ Q @ C1) / (w[i] + w[j]))
+
+
+def noise_drift_theory(spec: ModelSpec, fit: BestFit, z_lo: float, z_hi: float, n_points: int = 25,
+                       degree: int = 5, pair: tuple[int, int] = (0, 1)) -> NoiseDrift:
+    """:func:`noise_drift_at` on ``n_points`` of ``[z_lo, z_hi]``, as a polynomial of ``degree`` (a
+    :class:`NoiseDrift` with ``eta = nan`` and ``n_seeds = 0``: derived, not measured)."""
+    zs = np.linspace(z_lo, z_hi, n_points)
+    qs = np.array([noise_drift_at(spec, fit, float(z), pair) for z in zs])
+    return NoiseDrift(np.polyfit(zs, qs, degree), float(z_lo), float(z_hi), float("nan"), 0)
 
 
 def predicted_passage(q: NoiseDrift, v1: float, z0: float, z_b: float, alpha: float, eta: float) -> float:
