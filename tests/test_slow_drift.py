@@ -284,3 +284,50 @@ def test_derived_noise_drift_predicts_sgd_on_the_line():
     assert np.mean(tau) == pytest.approx(pred, rel=0.10)
     # negative control: gradient flow (no noise) does not move along the line at alpha = 0
     assert q(-1.8) > 0 and fate.drift.v1 > 0
+
+
+def test_scaled_loss_is_the_alpha_to_zero_limit_of_the_loss():
+    """L_s(theta', beta, gamma) against the exact loss at small alpha, with w_i - w_j = 2 beta/alpha and
+    u = alpha gamma / beta (the coordinates of the scaled reduction): the difference is O(alpha)."""
+    import sympy as sp
+
+    from ghostsing.analytic.scaled_reduction import scaled_loss
+
+    L, xs, beta, merged = scaled_loss(SYMMETRIC)
+    fL = sp.lambdify([xs, beta], L, "numpy")
+    rng = np.random.default_rng(5)
+    parent = np.array([1.7, 0.3, 0.5])
+    gam, b = rng.normal(size=2) * 0.3, 0.02
+    errs = []
+    for alpha in (1e-3, 1e-4):
+        f = derive(SYMMETRIC.replace(alpha=alpha)).compile()
+        w, m = parent[0], parent[1:]
+        dw = 2 * b / alpha
+        u = alpha * gam / b
+        theta = np.concatenate([[(w + dw) / 2, (w - dw) / 2], m + u / 2, m - u / 2])
+        errs.append(abs(f.loss(theta) - fL(np.concatenate([parent, gam]), b)))
+    assert errs[1] < 2e-3 * 0.2 and errs[1] / errs[0] == pytest.approx(0.1, rel=0.2)
+
+
+@pytest.mark.slow
+def test_scaled_reduction_predicts_the_degenerate_passage():
+    """Symmetric teacher (v1 = 0): the growth rate c and the fold kappa of the scaled branch, computed from
+    the closed-form scaled loss, predict the integrator's escape time at alpha = 1e-3 to 1 %."""
+    from ghostsing.analytic.scaled_reduction import scaled_branch
+    from ghostsing.simulate import Event
+    from ghostsing.simulate import experiments as ex
+
+    br = scaled_branch(SYMMETRIC)
+    assert br.c == pytest.approx(0.0374, abs=2e-4) and 0.01 < br.kappa < 0.02
+    alpha = 1e-3
+    f = ex.compiled(ex.symmetric_spec(alpha))
+    th0 = ex.overlap_starts(1, 1e-3, 2.0, np.random.default_rng(0))
+    u = th0[:, 2:4] - th0[:, 4:6]
+    if u[0] @ ex.J_STAR < 0:
+        th0[:, 2:] = 2 * np.tile(ex.J_STAR, 2) - th0[:, 2:]
+    sol = integrate(f, th0, np.array([0.0, 400 / alpha**2]), rtol=1e-9, atol=1e-12, method="auto",
+                    events=[Event(levels=[ex.L_STAR / 2], direction=-1, terminal=True)])
+    tau = sol.events[0][0, 0]
+    assert tau * alpha**2 == pytest.approx(br.passage_time(alpha, 2.0), rel=0.01)
+    # negative control: the leading law alone (T0 dropped) is off by more than the tolerance
+    assert abs(br.leading_law(alpha, 2.0) / (tau * alpha**2) - 1) > 0.01

@@ -223,6 +223,7 @@ def run_symmetric_passage(out_dir: str | Path = "simulations/figures", seed: int
     component of ``u`` along
     the fit's ``J*``, neutral at second order, decides the branch: with ``u.J* < 0`` the trajectory ends
     in a spurious minimum near the line instead, at ``alpha z* = 0.41`` for alpha = 1e-3)."""
+    from ghostsing.analytic.scaled_reduction import scaled_branch
     from ghostsing.plots import save_figure
     from ghostsing.plots.ghosts import plot_degenerate
     from ghostsing.simulate import experiments as ex
@@ -252,14 +253,32 @@ def run_symmetric_passage(out_dir: str | Path = "simulations/figures", seed: int
         if progress:
             print(f"[symmetric-passage] alpha = {a:g}: tau alpha^2 = {np.round(tau[k] * a * a, 3).tolist()}, "
                   f"c = {np.round(c_geo[k], 5).tolist()}", flush=True)
+    branch = scaled_branch(ex.symmetric_spec(0.0))
+    inside = al * z0 < branch.kappa
+    predicted = np.array([branch.passage_time(float(a), z0) if ok else np.nan for a, ok in zip(al, inside,
+                                                                                              strict=True)])
     sel = al <= fit_max_alpha
     a_rep = np.repeat(al[sel], n)
-    laws = compare_laws([power_law(), degenerate_law()], a_rep, tau[sel].ravel(), n_boot=n_boot, seed=seed)
-    fig = plot_degenerate(al, tau, c_geo, laws["fits"], fit_max_alpha)
+    derived = Law("scaled reduction (computed c, kappa)",
+                  "tau alpha^2 = int d beta / slope (no free parameter)",
+                  lambda a: np.array([branch.passage_time(float(x), z0) for x in np.atleast_1d(a)]) / a**2)
+    laws = compare_laws([derived, power_law(), degenerate_law()], a_rep, tau[sel].ravel(), n_boot=n_boot,
+                        seed=seed)
+    if progress:
+        print(f"[symmetric-passage] scaled reduction: c = {branch.c:.6f}, kappa = {branch.kappa:.6f}; "
+              f"predicted tau alpha^2 / measured - 1 = "
+              f"{np.round(predicted / np.nanmean(tau * al[:, None] ** 2, axis=1) - 1, 4).tolist()}",
+              flush=True)
+    fig = plot_degenerate(al, tau, c_geo, laws["fits"], fit_max_alpha, predicted=predicted,
+                          c_derived=branch.c)
     paths = save_figure(fig, out_dir, "symmetric_passage", arrays={"alphas": al, "tau": tau, "c": c_geo},
                         meta=_meta(seed=seed, n=n, eps=eps, z0=z0, z_levels=list(z_levels),
                                    escape_level=level, alphas=list(alphas), fit_max_alpha=fit_max_alpha,
-                                   laws=laws["fits"], aic_order=laws["order"],
+                                   laws=laws["fits"], aic_order=laws["order"], c_derived=branch.c,
+                                   kappa_derived=branch.kappa, beta_fold=branch.beta_fold,
+                                   tau_alpha2_predicted=predicted,
+                                   leading_law=[branch.leading_law(float(a), z0) if ok else None
+                                                for a, ok in zip(al, inside, strict=True)],
                                    delta_aic=laws["delta_aic"],
                                    tau_alpha2_mean=np.nanmean(tau * al[:, None] ** 2, axis=1),
                                    c_mean=np.nanmean(c_geo, axis=1), c_std=np.nanstd(c_geo, axis=1, ddof=1),

@@ -105,7 +105,8 @@ def plot_basin(alphas: np.ndarray, fractions: Mapping[str, np.ndarray], n: int,
 
 
 def plot_degenerate(alphas: np.ndarray, tau: np.ndarray, c_geo: np.ndarray, fits: Mapping,
-                    fit_max_alpha: float) -> plt.Figure:
+                    fit_max_alpha: float, predicted: np.ndarray | None = None,
+                    c_derived: float | None = None) -> plt.Figure:
     """Left: ``tau alpha^2`` against ``ln(1/alpha)`` (mean, standard deviation over starts) with the laws
     fitted on ``alpha <= fit_max_alpha``; right: the growth rate ``c`` of ``z`` measured between two
     levels, against alpha, and ``1/a`` of the fitted ``alpha^-2 (a ln(1/alpha) + b)`` law."""
@@ -118,8 +119,16 @@ def plot_degenerate(alphas: np.ndarray, tau: np.ndarray, c_geo: np.ndarray, fits
                     capsize=2, label="simulated (mean ± sd over starts)")
         aa = np.geomspace(a.min(), fit_max_alpha, 100)
         for k, (name, fit) in enumerate(fits.items()):
-            ax.plot(np.log(1 / aa), fit.predict(aa) * aa**2, color=CYCLE[(k + 1) % len(CYCLE)], lw=1.2,
-                    label=f"{name}: AIC {fit.aic:.1f}")
+            if name.startswith("scaled"):
+                continue
+            ax.plot(np.log(1 / aa), fit.predict(aa) * aa**2, color=CYCLE[(k + 1) % len(CYCLE)], lw=1.0,
+                    ls=":", label=f"fit {name}: AIC {fit.aic:.1f}")
+        if predicted is not None:
+            ok = np.isfinite(predicted)
+            scaled = next((f for n_, f in fits.items() if n_.startswith("scaled")), None)
+            extra = f", AIC {scaled.aic:.1f}" if scaled is not None else ""
+            ax.plot(x[ok], predicted[ok], "s-", mfc="none", color=OKABE_ITO["black"], lw=1.2,
+                    label=f"scaled reduction (computed c, κ; no fit){extra}")
         ax.axvline(np.log(1 / fit_max_alpha), color=OKABE_ITO["black"], lw=0.6, ls=":")
         ax.set_xlabel(r"$\ln(1/\alpha)$")
         ax.set_ylabel(r"$\tau\,\alpha^2$ (escape time × $\alpha^2$)")
@@ -133,6 +142,9 @@ def plot_degenerate(alphas: np.ndarray, tau: np.ndarray, c_geo: np.ndarray, fits
         deg = next((f for f in fits.values() if f.law.name.startswith("alpha^-2")), None)
         if deg is not None:
             bx.axhline(1 / deg.params[0], color=CYCLE[2], ls="--", label=r"$1/a$ of the fitted $\tau$ law")
+        if c_derived is not None:
+            bx.axhline(c_derived, color=OKABE_ITO["black"], ls="-", lw=1.0,
+                       label=rf"$c = -L_*''(0)/2$ of the scaled reduction ({c_derived:.5f})")
         bx.set_xscale("log")
         bx.set_xlabel(r"skip strength $\alpha$")
         bx.set_ylabel(r"$c = \ln(z_2/z_1)\,/\,(\alpha^2 (t_2 - t_1))$")
