@@ -325,6 +325,12 @@ def run_ghost_noise(out_dir: str | Path = "simulations/figures", seed: int = 0, 
     if progress:
         print(f"[ghost-noise] measured / predicted (derived q) - 1 (rows eta, columns alpha): "
               f"{np.round(rel, 3).tolist()}", flush=True)
+    batch = noise_passage_grid(spec, fate.drift.fit, v1, q, z0, zb, (eta_ref,), (0.0, 1e-3, 1e-2),
+                               n_seeds=n, seed=seed + 200, batch_size=4)
+    rel_batch = np.nanmean(batch.tau, axis=2) / batch.pred - 1
+    if progress:
+        print(f"[ghost-noise] batch 4 at eta = {eta_ref:g} (alpha = 0, 1e-3, 1e-2): "
+              f"measured / predicted - 1 = {np.round(rel_batch, 3).tolist()}", flush=True)
     r = np.geomspace(1e-5, 3.0, 200)
     G = np.array([predicted_passage(q, 1.0, z0, zb, x, 1.0) for x in r])
     fig = plot_noise_collapse(run.etas, run.alphas, run.tau, v1, r, G, C)
@@ -335,6 +341,8 @@ def run_ghost_noise(out_dir: str | Path = "simulations/figures", seed: int = 0, 
                                    q_derived_coef=q.coef, q_measured_coef=q_meas.coef, eta_ref=eta_ref,
                                    measured_over_predicted_minus_1=rel,
                                    measured_over_predicted_with_measured_q_minus_1=rel_meas,
+                                   batch4_alphas=batch.alphas, batch4_tau=batch.tau, batch4_pred=batch.pred,
+                                   batch4_measured_over_predicted_minus_1=rel_batch,
                                    n_no_crossing=int(np.sum(~np.isfinite(run.tau)))))
     import matplotlib.pyplot as plt
 

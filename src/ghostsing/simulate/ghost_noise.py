@@ -180,9 +180,13 @@ class NoiseRun:
 
 def noise_passage_grid(spec: ModelSpec, fit: BestFit, v1: float, q: NoiseDrift, z0: float, z_b: float,
                        etas: Sequence[float], alphas: Sequence[float], n_seeds: int = 6, eps: float = 1e-3,
-                       seed: int = 100, n_save: int = 300, t_factor: float = 3.0) -> NoiseRun:
+                       seed: int = 100, n_save: int = 300, t_factor: float = 3.0,
+                       batch_size: int = 1) -> NoiseRun:
     """On-line SGD from ``z0`` for every ``(eta, alpha)``: measured crossing times of ``z_b`` and the
-    predictions of :func:`predicted_passage` (each run lasts ``t_factor`` times its prediction)."""
+    predictions of :func:`predicted_passage` (each run lasts ``t_factor`` times its prediction).
+
+    With mini-batches of ``b`` samples the gradient covariance is ``Sigma / b``, so the noise drift is
+    ``eta q / b``: the prediction uses the effective rate ``eta / b`` in the noise term."""
     E, A = len(etas), len(alphas)
     tau = np.full((E, A, n_seeds), np.nan)
     pred = np.full((E, A), np.nan)
@@ -190,13 +194,14 @@ def noise_passage_grid(spec: ModelSpec, fit: BestFit, v1: float, q: NoiseDrift, 
     rng = np.random.default_rng(seed)
     for e, eta in enumerate(etas):
         for a, alpha in enumerate(alphas):
-            pred[e, a] = predicted_passage(q, v1, z0, z_b, alpha, eta)
+            pred[e, a] = predicted_passage(q, v1, z0, z_b, alpha, eta / batch_size)
             if not np.isfinite(pred[e, a]):
                 continue
             t_end[e, a] = t_factor * pred[e, a]
             s = spec.replace(alpha=float(alpha))
             th0 = line_starts(s, fit, z0, eps, n_seeds, rng)
             ts = np.linspace(0.0, t_end[e, a], n_save)
-            res = online_sgd_spec(s, th0, ts, lr=float(eta), seeds=list(range(seed, seed + n_seeds)))
+            res = online_sgd_spec(s, th0, ts, lr=float(eta), seeds=list(range(seed, seed + n_seeds)),
+                                  batch_size=batch_size)
             tau[e, a] = crossing_times(res.t, free_coordinate_of(res.theta), z_b)
     return NoiseRun(np.asarray(etas, float), np.asarray(alphas, float), tau, pred, t_end)
