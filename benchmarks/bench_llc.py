@@ -30,23 +30,13 @@ import numpy as np
 import torch
 
 from ghostsing.deepcheck.probes.llc import SGLDConfig, estimate_llc, functional_batched_loss
-from ghostsing.deepcheck.probes.rrr import RRRData, RRRProblem, make_rrr_data
+from ghostsing.deepcheck.probes.rrr import RRRData, RRRProblem, aoyagi_case, make_rrr_data
 
 #: (M, H, N, r): three shapes in Aoyagi's case 1, two in each of cases 2, 3 and 4
 SHAPES: tuple[tuple[int, int, int, int], ...] = (
     (5, 3, 5, 0), (3, 3, 3, 3), (4, 2, 3, 1), (1, 1, 4, 1), (3, 2, 6, 2), (5, 1, 1, 1), (6, 2, 2, 2),
     (1, 3, 1, 1), (2, 4, 3, 2),
 )
-
-
-def _case(M: int, H: int, N: int, r: int) -> int:
-    if M + N < H + r:
-        return 4
-    if M + H < N + r:
-        return 2
-    if N + H < M + r:
-        return 3
-    return 1
 
 
 def aoyagi(a) -> dict:
@@ -59,7 +49,7 @@ def aoyagi(a) -> dict:
                 d = make_rrr_data(p, a.n, seed=100 + ds, singular_values=sv)
                 t = time.perf_counter()
                 r = estimate_llc(lambda W, idx, p=p, d=d: p.loss(W, d), p.mle(d), a.n, SGLDConfig(), seed=ds)
-                rows.append(dict(shape=list(shape), case=_case(*shape), scale=scale, data_seed=ds,
+                rows.append(dict(shape=list(shape), case=aoyagi_case(*shape), scale=scale, data_seed=ds,
                                  rlct=p.rlct, llc=r.llc, rel_err=r.llc / p.rlct - 1, stderr=r.llc_stderr,
                                  flags=list(r.flags),
                                  acceptance=float(r.acceptance.mean()), step=r.step_size, gamma=r.gamma,

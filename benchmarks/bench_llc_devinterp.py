@@ -43,20 +43,10 @@ import numpy as np
 import torch
 
 from ghostsing.deepcheck.probes.llc import SGLDConfig, estimate_llc, functional_batched_loss
-from ghostsing.deepcheck.probes.rrr import RRRData, RRRProblem, make_rrr_data
+from ghostsing.deepcheck.probes.rrr import RRRData, RRRProblem, aoyagi_case, make_rrr_data
 
 #: one shape per Aoyagi case (1, 2, 3, 4)
 SHAPES: tuple[tuple[int, int, int, int], ...] = ((4, 2, 3, 1), (3, 2, 6, 2), (6, 2, 2, 2), (1, 3, 1, 1))
-
-
-def _case(M: int, H: int, N: int, r: int) -> int:
-    if M + N < H + r:
-        return 4
-    if M + H < N + r:
-        return 2
-    if N + H < M + r:
-        return 3
-    return 1
 
 
 def raw_data(p: RRRProblem, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, RRRData]:
@@ -98,7 +88,8 @@ def one_problem(shape, a, zarr_root: str) -> dict:
             m[1].weight.copy_(B.float())
         return m
 
-    row = dict(shape=list(shape), case=_case(*shape), d=p.dim, rlct=p.rlct, n=n, nbeta=nbeta, gamma=gamma,
+    row = dict(shape=list(shape), case=aoyagi_case(*shape), d=p.dim, rlct=p.rlct, n=n, nbeta=nbeta,
+               gamma=gamma,
                step=eps, eps_nbeta_lambda_max=eps * nbeta * lam_max, chains=a.chains, draws=a.draws,
                burnin=a.burnin)
 

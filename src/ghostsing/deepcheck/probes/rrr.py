@@ -38,14 +38,26 @@ def _check_shape(M: int, H: int, N: int, r: int) -> None:
         raise ValueError(f"true rank r must satisfy 0 <= r <= min(M, H, N)={min(M, H, N)}, got r={r}")
 
 
-def rlct_rrr(M: int, H: int, N: int, r: int) -> float:
-    """Aoyagi–Watanabe RLCT of reduced-rank regression with M inputs, H hidden, N outputs, true rank r."""
+def aoyagi_case(M: int, H: int, N: int, r: int) -> int:
+    """Which of Aoyagi & Watanabe's four cases (module docstring) the shape ``(M, H, N, r)`` falls in."""
     _check_shape(M, H, N, r)
     if M + N < H + r:
-        return M * N / 2
+        return 4
     if M + H < N + r:
-        return (H * M - H * r + N * r) / 2
+        return 2
     if N + H < M + r:
+        return 3
+    return 1
+
+
+def rlct_rrr(M: int, H: int, N: int, r: int) -> float:
+    """Aoyagi–Watanabe RLCT of reduced-rank regression with M inputs, H hidden, N outputs, true rank r."""
+    case = aoyagi_case(M, H, N, r)
+    if case == 4:
+        return M * N / 2
+    if case == 2:
+        return (H * M - H * r + N * r) / 2
+    if case == 3:
         return (H * N - H * r + M * r) / 2
     lam = (2 * (H + r) * (M + N) - (M - N) ** 2 - (H + r) ** 2) / 8
     if (M + H + N + r) % 2 == 1:
