@@ -35,7 +35,7 @@ CFG = SGLDConfig()
 LLC_RTOL = 0.05
 
 def test_rlct_published_examples():
-    assert rlct_rrr(5, 3, 5, 0) == pytest.approx(6.5)  # NOTES.md section 4 (odd parity: 51/8 + 1/8)
+    assert rlct_rrr(5, 3, 5, 0) == pytest.approx(6.5)  # Aoyagi & Watanabe (odd parity: 51/8 + 1/8)
     assert rlct_rrr(3, 3, 3, 3) == pytest.approx(4.5)
 
 

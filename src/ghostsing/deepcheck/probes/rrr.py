@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["rlct_rrr", "RRRProblem", "RRRData", "make_rrr_data"]
+__all__ = ["aoyagi_case", "rlct_rrr", "RRRProblem", "RRRData", "make_rrr_data"]
 
 
 def _check_shape(M: int, H: int, N: int, r: int) -> None:
