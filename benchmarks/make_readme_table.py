@@ -355,7 +355,8 @@ def curvature_rows() -> list[str]:
                 f"local learning coefficient, `SGLDConfig()` defaults, {llc['n_problems']} reduced-rank "
                 f"regression problems (all four Aoyagi cases, unit and large truths), n = {llc['n']:,}",
                 f"{llc['n_within_5pct']} of {llc['n_problems']} within 5 % of the RLCT (RMS "
-                f"{100 * llc['rms_rel_err']:.1f} %, worst {100 * llc['max_abs_rel_err']:.1f} %, flagged); "
+                f"{100 * llc['rms_rel_err']:.1f} %, worst {100 * llc['max_abs_rel_err']:.1f} %; "
+                f"{llc['n_flagged']} runs flagged); "
                 f"median {llc['median_seconds']:.1f} s per problem",
                 "relative error against Aoyagi & Watanabe's closed form",
                 "Aoyagi–Watanabe RLCT",

@@ -216,3 +216,21 @@ def test_sgld_config_bad_values_are_named():
                      ({"preconditioner": "kfac"}, "preconditioner"), ({"gamma": -1.0}, "gamma")):
         with pytest.raises(ValueError, match=word):
             SGLDConfig(**kw)
+
+
+def test_mala_step_cap_bounds_the_stiffness_the_chain_saw():
+    """The default MALA step satisfies eps * a_hat <= mala_h_max (= 2) with a_hat measured in the burn-in,
+    and a_hat is a preconditioned curvature of order of the one at w* or above (never below it by 2x)."""
+    p = RRRProblem(1, 3, 1, 1)
+    n = 100_000
+    d = make_rrr_data(p, n, seed=10, singular_values=(2.0, 12.0))
+    cfg = SGLDConfig(num_chains=4, num_draws=500)
+    res = estimate_llc(lambda W, idx: p.loss(W, d), p.mle(d), n, cfg, seed=0)
+    assert np.isfinite(res.mala_curvature_max) and res.mala_curvature_max > 0
+    assert res.step_size * res.mala_curvature_max <= 2.0 * (1 + 1e-9)
+    # on this curved minimum set the cap binds: the adapted step alone would exceed 2 / a_hat
+    assert res.mala_step_capped
+    # and with the cap switched off the step is the adapted one, larger than the capped one
+    free = estimate_llc(lambda W, idx: p.loss(W, d), p.mle(d), n,
+                        SGLDConfig(num_chains=4, num_draws=500, mala_h_max=None), seed=0)
+    assert not free.mala_step_capped and free.step_size > res.step_size
