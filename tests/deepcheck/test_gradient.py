@@ -12,14 +12,6 @@ from ghostsing.deepcheck.probes import hessian as hs
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny problems: thread start-up costs more than it saves on shared cores
-    yield
-    torch.set_num_threads(n)
-
-
 def _quadratic(p=30, seed=0):
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.standard_normal((p, p)))

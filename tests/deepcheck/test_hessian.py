@@ -12,14 +12,6 @@ from ghostsing.deepcheck.probes import hessian as hs
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # small problems: extra threads only oversubscribe the shared cores
-    yield
-    torch.set_num_threads(n)
-
-
 def _mlp(seed: int, widths=(5, 12, 12, 3), act=torch.nn.Tanh) -> torch.nn.Module:
     torch.manual_seed(seed)
     layers: list[torch.nn.Module] = []

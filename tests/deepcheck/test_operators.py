@@ -18,14 +18,6 @@ from ghostsing.deepcheck.probes import pl_trace as pl
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _data(n=40, d=5, c=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, d, dtype=F64, generator=g), torch.randint(0, c, (n,), generator=g)

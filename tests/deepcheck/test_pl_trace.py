@@ -17,14 +17,6 @@ F64 = torch.float64
 CE = torch.nn.functional.cross_entropy
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _half_sse(z, y):  # written out here, independently of pl_trace._LOSS_FNS
     return 0.5 * ((z - y) ** 2).sum() / z.shape[0]
 
