@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ghostsing.deepcheck.predictions import (
+from ghostsing.experiments.predictions import (
     Prediction,
     bootstrap_ci,
     difference_prediction,

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from ghostsing.deepcheck.predictions import Prediction, difference_prediction
 from ghostsing.deepcheck.report import (
     ExperimentOutput,
     as_output,
@@ -14,6 +13,7 @@ from ghostsing.deepcheck.report import (
     plot_training_curves,
     write_report,
 )
+from ghostsing.experiments.predictions import Prediction, difference_prediction
 
 
 def test_report_json_and_markdown(tmp_path):

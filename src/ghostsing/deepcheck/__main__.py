@@ -23,7 +23,7 @@ runner registered for that name executes it. Built in: ``skip_comparison``
   fields; CLI flags such as ``--epochs`` override fields of the same name), and
 * ``run(config, out_dir, *, resume=False, data_root=None, progress=True, on_epoch_end=None)``
   returning an :class:`~ghostsing.deepcheck.report.ExperimentOutput` or a dict with its keys
-  (``predictions``: list of :class:`~ghostsing.deepcheck.predictions.Prediction`, ``figures``: PNG names
+  (``predictions``: list of :class:`~ghostsing.experiments.predictions.Prediction`, ``figures``: PNG names
   in ``out_dir``, ``summary``: JSON-ready dict, ``markdown``: a report section),
 
 its presets are registered and dispatched to its ``run`` (optionally ``RUNNERS``: a mapping

@@ -59,10 +59,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ghostsing.deepcheck.predictions import Prediction, bootstrap_ci, difference_prediction, verdict_from_ci
 from ghostsing.deepcheck.probes import gradient as gp
 from ghostsing.deepcheck.probes import hessian as hs
 from ghostsing.deepcheck.probes.llc import SGLDConfig, estimate_llc, functional_batched_loss
+from ghostsing.experiments.predictions import Prediction, bootstrap_ci, difference_prediction, verdict_from_ci
 
 EXPERIMENTS: tuple[str, ...] = ("hessian", "lowell", "slt")
 LABELS = {"none": "plain", "identity": "residual"}
@@ -358,7 +358,7 @@ def run(
                     u.update(dataset=ds, depth=depth, skip=skip, seed=seed)
                     _write_json(path, u)
                     units[key] = u
-    from ghostsing.deepcheck.report import _jsonable  # noqa: PLC0415
+    from ghostsing._io import to_jsonable as _jsonable  # noqa: PLC0415
 
     units = {k: json.loads(json.dumps(_jsonable(v))) for k, v in units.items()}
     builder = {"hessian": _hessian_report, "lowell": _lowell_report, "slt": _slt_report}[cfg.experiment]
@@ -550,7 +550,7 @@ def _lowell_report(cfg, units, out):
                     f"{cfg.proj_steps} steps",
                     "Song, Ahn & Yun 2024; Lowell 2022", details={"r_bulk": rbulk}))
                 if len(sizes) >= 2:
-                    from ghostsing.deepcheck.predictions import spearman_prediction  # noqa: PLC0415
+                    from ghostsing.experiments.predictions import spearman_prediction  # noqa: PLC0415
 
                     preds.append(spearman_prediction(
                         f"gradient norm grows with the training-set size ({lab})", sizes,

@@ -23,10 +23,10 @@ import numpy as np
 
 from ghostsing.deepcheck.data import load_for_run, to_tensors
 from ghostsing.deepcheck.nets import CNN_FACTORIES, BatchedModule, count_params
-from ghostsing.deepcheck.predictions import difference_prediction
 from ghostsing.deepcheck.presets import ParkerHoangConfig
 from ghostsing.deepcheck.report import ExperimentOutput, plot_training_curves
 from ghostsing.deepcheck.training import TrainConfig, evaluate, resolve_device, train
+from ghostsing.experiments.predictions import difference_prediction
 
 
 def run(

@@ -18,17 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ghostsing.deepcheck.predictions import Prediction, _jsonable
+from ghostsing._io import to_jsonable as _jsonable
+from ghostsing.experiments.predictions import VERDICT_RULES, Prediction
 
 OKABE_ITO: tuple[str, ...] = (
     "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442",
 )  # Okabe-Ito, yellow last (low contrast on white)
-VERDICT_RULES = (
-    "Effect E is the stated statistic over seeds; its 95% CI is a percentile bootstrap over seeds "
-    "(groups resampled independently). **holds**: the CI lies entirely on the predicted side of 0; "
-    "**fails**: entirely on the other side; **inconclusive**: the CI contains 0 or could not be computed "
-    "(fewer than 2 seeds, diverged nets)."
-)
 
 
 @dataclass(frozen=True)

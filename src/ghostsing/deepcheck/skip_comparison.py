@@ -35,17 +35,17 @@ import numpy as np
 
 from ghostsing.deepcheck.data import load_for_run, to_tensors
 from ghostsing.deepcheck.nets import BatchedMLP, MLPConfig, batch_groups, parse_skip
-from ghostsing.deepcheck.predictions import (
+from ghostsing.deepcheck.presets import SkipComparisonConfig
+from ghostsing.deepcheck.probes.units import ProbeConfig, probe_mlp
+from ghostsing.deepcheck.report import ExperimentOutput, plot_probe_curves, plot_training_curves
+from ghostsing.deepcheck.training import TrainConfig, evaluate, resolve_device, train
+from ghostsing.experiments.predictions import (
     Prediction,
     bootstrap_ci,
     difference_prediction,
     spearman_prediction,
     verdict_from_ci,
 )
-from ghostsing.deepcheck.presets import SkipComparisonConfig
-from ghostsing.deepcheck.probes.units import ProbeConfig, probe_mlp
-from ghostsing.deepcheck.report import ExperimentOutput, plot_probe_curves, plot_training_curves
-from ghostsing.deepcheck.training import TrainConfig, evaluate, resolve_device, train
 
 PROBE_STATS = (
     "dead_frac",

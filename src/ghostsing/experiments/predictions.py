@@ -28,7 +28,15 @@ from types import MappingProxyType
 import numpy as np
 from scipy import stats
 
+from ghostsing._io import to_jsonable
+
 VERDICTS: tuple[str, ...] = ("holds", "fails", "inconclusive")
+VERDICT_RULES = (
+    "Effect E is the stated statistic over seeds; its 95% CI is a percentile bootstrap over seeds "
+    "(groups resampled independently). **holds**: the CI lies entirely on the predicted side of 0; "
+    "**fails**: entirely on the other side; **inconclusive**: the CI contains 0 or could not be computed "
+    "(fewer than 2 seeds, diverged nets)."
+)
 
 
 @dataclass(frozen=True)
@@ -64,27 +72,12 @@ class Prediction:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["ci"] = [_finite_or_none(self.ci[0]), _finite_or_none(self.ci[1])]
         d["effect"] = _finite_or_none(self.effect)
-        d["details"] = _jsonable(dict(self.details))
+        d["details"] = to_jsonable(dict(self.details))
         return d
 
 
 def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
-
-
-def _jsonable(obj):
-    """Nested mappings / sequences / numpy values -> JSON types, non-finite floats -> None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        obj = obj.tolist()
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return _finite_or_none(float(obj))
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    return obj
 
 
 def verdict_from_ci(ci: tuple[float, float], sign: int = 1) -> str:
