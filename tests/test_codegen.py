@@ -185,3 +185,83 @@ def test_two_processes_writing_the_same_cache(tmp_path) -> None:
     # and a third process loads what they left behind
     c = _result(_spawn(tmp_path, "forbid-sympy-work", spec_kw))
     assert c["loss"] == a["loss"]
+
+
+# ------------------------------------------------------------------------------- runtime parameters
+def test_runtime_parameters_in_generated_functions(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GHOSTSING_CACHE_DIR", str(tmp_path))
+    x, y, a = sp.symbols("x y a", real=True)
+    mod = codegen.generate_module("rt", (x, y), {"s": a * x * y + a**2, "v": [a * x, y - a],
+                                                 "m": sp.Matrix([[a, x], [y, a * y]])}, key="rt", params=(a,))
+    X, p = np.array([2.0, 3.0]), np.array([0.5])
+    assert mod.s(X, p) == pytest.approx(0.5 * 6 + 0.25)
+    assert np.allclose(mod.v(X, p), [1.0, 2.5]) and np.allclose(mod.m(X, p), [[0.5, 2.0], [3.0, 1.5]])
+    lanes = np.repeat(X, codegen.LANES)
+    out = np.empty(2 * codegen.LANES)
+    mod.v_lanes_into(lanes, p, out)
+    assert np.allclose(out.reshape(2, codegen.LANES)[:, 5], [1.0, 2.5])
+    with pytest.raises(ValueError, match="both arguments and runtime parameters"):
+        codegen.render_module((x, a), {"s": x}, params=(a,))
+
+
+def test_parametric_model_matches_compiled_spec_for_every_alpha(tmp_path, monkeypatch) -> None:
+    from ghostsing.analytic.loss import compile_spec
+    from ghostsing.analytic.parametric import compile_parametric
+
+    monkeypatch.setenv("GHOSTSING_CACHE_DIR", str(tmp_path))
+    spec = ModelSpec(**{**SPEC_KW, "activation": "linear"})
+    m = compile_parametric(spec, ("alpha", "sigma"))
+    theta = np.array(THETA)
+    for alpha, sigma in ((0.0, 0.0), (0.05, 0.2), (0.7, 1.0)):
+        ref = compile_spec(spec.replace(alpha=alpha, sigma=sigma))
+        p = m.values(alpha=alpha, sigma=sigma)
+        assert m.loss(theta, p) == pytest.approx(ref.loss(theta), rel=1e-12, abs=1e-14)
+        assert np.allclose(m.flow(theta, p), ref.flow(theta), rtol=1e-12, atol=1e-14)
+        assert np.allclose(m.jacobian(theta, p), ref.jacobian(theta), rtol=1e-12, atol=1e-14)
+        assert m.bind(alpha=alpha, sigma=sigma).loss(theta) == m.loss(theta, p)
+    # one generated module and one compiled signature served all three alphas
+    assert len(list(tmp_path.glob("gs_param_model_*.py"))) == 1
+    assert len(m.loss.signatures) == 1 and len(m.flow.signatures) == 1
+    with pytest.raises(ValueError, match="runtime"):
+        compile_parametric(spec, ("K",))
+    with pytest.raises(ValueError, match="not allowed"):
+        m.values(alpha=-1.0)
+
+
+_ALPHA_SWEEP = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from ghostsing.analytic import codegen
+    from ghostsing.analytic.parametric import compile_parametric
+    from ghostsing.models import ModelSpec
+    calls = []
+    real = codegen.generate_module
+    codegen.generate_module = lambda *a, **k: calls.append(a[0]) or real(*a, **k)
+    spec = ModelSpec(K=2, M=2, N=1, activation="linear", v=(1.0, 0.5), B=[[0.4], [2.0]],
+                     skip=[[1.0], [0.5]])
+    theta = np.array([0.3, -0.2, 0.7, 1.1])
+    losses = [compile_parametric(spec).loss(theta, np.array([a])) for a in (0.0, 1e-3, 1e-2, 0.1, 0.3)]
+    m = compile_parametric(spec)
+    print(json.dumps({"generated": len(calls), "hits": sum(m.loss.stats.cache_hits.values()),
+                      "misses": sum(m.loss.stats.cache_misses.values()), "losses": losses}))
+""")
+
+
+def test_alpha_sweep_compiles_once_per_machine_and_loads_in_other_processes(tmp_path) -> None:
+    """Five alphas in one process: one generated module, one Numba compilation; a second process (a
+    second sweep worker) generates nothing and compiles nothing: it loads both from the disk cache."""
+    env = {**os.environ, "GHOSTSING_CACHE_DIR": str(tmp_path)}
+
+    def run() -> dict:
+        proc = subprocess.run([sys.executable, "-c", _ALPHA_SWEEP], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["generated"] == 1 and first["misses"] == 1 and first["hits"] == 0
+    second = run()
+    assert second["generated"] == 0 and second["misses"] == 0 and second["hits"] == 1
+    assert second["losses"] == first["losses"] and len(set(first["losses"])) == 5
+    numba_index = list((tmp_path / "__pycache__").glob("gs_param_model_*loss*.nbi"))
+    assert len(numba_index) == 1

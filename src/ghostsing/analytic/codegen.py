@@ -14,7 +14,14 @@ For an output ``name`` the module defines
 * matrix:  ``name(x) -> (r, c) array``, ``name_into(x, out) -> None`` and
   ``name_lanes_into(X, OUT) -> None``
 
-where ``x`` is a contiguous float64 array holding ``a_0..a_{P-1}`` in order.  The ``lanes`` form
+where ``x`` is a contiguous float64 array holding ``a_0..a_{P-1}`` in order.
+
+**Runtime parameters.** With ``params = (b_0, ..., b_{R-1})`` (symbols that stay free in the outputs,
+e.g. the skip strength alpha) every function takes a second array ``p`` of their values:
+``name(x, p)``, ``name_into(x, p, out)``, ``name_lanes_into(X, p, OUT)``.  One generated module, and one
+Numba compilation per process (loaded from Numba's disk cache after the first), then serves every value
+of the parameters: an alpha sweep compiles once, not once per alpha
+(:mod:`ghostsing.analytic.parametric` builds the model functions this way).  The ``lanes`` form
 evaluates :data:`LANES` (16) states at once, in flat arrays: ``X[i * LANES + j]`` is component ``i`` of
 state ``j`` (``X.reshape(P, LANES)[:, j]``), and output component ``k`` (row-major ``r * c + c'`` for a
 matrix) of state ``j`` goes to ``OUT[k * LANES + j]``.  Its loop over ``j`` calls only arithmetic,
@@ -82,6 +89,7 @@ def generate_module(
     outputs: Mapping[str, Output],
     key: str,
     header: str = "",
+    params: Sequence[sp.Symbol] = (),
 ) -> ModuleType:
     """Write (if needed) and import the Numba module for ``outputs`` as functions of ``args``.
 
@@ -92,17 +100,23 @@ def generate_module(
     outputs : output name -> SymPy scalar, sequence of scalars (vector) or Matrix.
     key : a string that identifies the expressions (e.g. a ModelSpec hash); same key, same module.
     header : a comment placed at the top of the file (what was generated from what).
+    params : runtime parameters (module docstring): symbols read from a second array argument ``p``.
+        ``key`` must tell modules with different ``params`` apart.
     """
     path = module_path(name, key)
     if path.exists():
         return _import_file(path)
-    source = render_module(args, outputs, header=header)
+    source = render_module(args, outputs, header=header, params=params)
     _atomic_write(path, source)
     return _import_file(path)
 
 
-def render_module(args: Sequence[sp.Symbol], outputs: Mapping[str, Output], header: str = "") -> str:
+def render_module(args: Sequence[sp.Symbol], outputs: Mapping[str, Output], header: str = "",
+                  params: Sequence[sp.Symbol] = ()) -> str:
     """The source text of the generated module (see :func:`generate_module`)."""
+    clash = set(args) & set(params)
+    if clash:
+        raise ValueError(f"symbols {sorted(map(str, clash))} are both arguments and runtime parameters")
     for out_name in outputs:
         if not out_name.isidentifier():
             raise ValueError(f"output name {out_name!r} is not a Python identifier")
@@ -117,11 +131,12 @@ def render_module(args: Sequence[sp.Symbol], outputs: Mapping[str, Output], head
         "",
     ]
     for out_name, expr in outputs.items():
-        lines += _render_output(out_name, expr, args, printer)
+        lines += _render_output(out_name, expr, args, printer, tuple(params))
     return "\n".join(lines) + "\n"
 
 
-def _render_output(out_name: str, expr: Output, args: Sequence[sp.Symbol], printer) -> list[str]:
+def _render_output(out_name: str, expr: Output, args: Sequence[sp.Symbol], printer,
+                   params: tuple[sp.Symbol, ...] = ()) -> list[str]:
     if isinstance(expr, sp.MatrixBase):
         shape: tuple[int, ...] = expr.shape
         flat = list(expr)
@@ -133,6 +148,7 @@ def _render_output(out_name: str, expr: Output, args: Sequence[sp.Symbol], print
         shape = ()
     # Arguments get plain names a0, a1, ... so that LaTeX-style symbol names never reach the source.
     safe = {s: sp.Symbol(f"a{i}", real=True) for i, s in enumerate(args)}
+    safe.update({s: sp.Symbol(f"b{i}", real=True) for i, s in enumerate(params)})
     flat = [_floatify_big_numbers(sp.sympify(e).xreplace(safe)) for e in flat]
     # No cse "basic" optimizations: their factor_terms pass took ~60% of the CPU time of a cold
     # derive + compile of the three-unit erf model (7.9 s -> 3.2 s) for no measurable change in the speed
@@ -143,25 +159,30 @@ def _render_output(out_name: str, expr: Output, args: Sequence[sp.Symbol], print
     reduced = [_floatify_big_numbers(e) for e in reduced]
     assigns = [(printer.doprint(sym), printer.doprint(val)) for sym, val in replacements]
     results = [printer.doprint(e) for e in reduced]
-    body = [f"    a{i} = x[{i}]" for i in range(len(args))] + [f"    {s} = {v}" for s, v in assigns]
+    body = [f"    a{i} = x[{i}]" for i in range(len(args))]
+    body += [f"    b{i} = p[{i}]" for i in range(len(params))]
+    body += [f"    {s} = {v}" for s, v in assigns]
+    xp = "x, p" if params else "x"  # the leading arguments of every function
 
     lines = [_DECORATOR]
     if shape == ():
-        lines += [f"def {out_name}(x):", *body, f"    return float({results[0]})", "", ""]
+        lines += [f"def {out_name}({xp}):", *body, f"    return float({results[0]})", "", ""]
         return lines
     ncol = shape[1] if len(shape) == 2 else 1
-    lines += [f"def {out_name}_into(x, out):", *body]
+    lines += [f"def {out_name}_into({xp}, out):", *body]
     for k, e in enumerate(results):
         where = f"{k}" if len(shape) == 1 else f"{k // ncol}, {k % ncol}"
         lines.append(f"    out[{where}] = {e}")
-    lines += ["", "", _DECORATOR, f"def {out_name}(x):",
-              f"    out = np.empty({shape!r}, dtype=np.float64)", f"    {out_name}_into(x, out)",
+    lines += ["", "", _DECORATOR, f"def {out_name}({xp}):",
+              f"    out = np.empty({shape!r}, dtype=np.float64)", f"    {out_name}_into({xp}, out)",
               "    return out", "", ""]
     # the same body once per lane j = 0..LANES-1: vector math instead of libm calls, and flat arrays
     # with constant strides, so that LLVM needs a single overlap check between X and OUT to vectorise
     lanes = [f"        a{i} = X[{i * LANES} + j]" for i in range(len(args))]
+    lanes += [f"        b{i} = p[{i}]" for i in range(len(params))]
     lanes += [f"        {s} = {_vectorisable(v)}" for s, v in assigns]
-    lines += [_LANES_DECORATOR, f"def {out_name}_lanes_into(X, OUT):", f"    for j in range({LANES}):",
+    XP = "X, p" if params else "X"
+    lines += [_LANES_DECORATOR, f"def {out_name}_lanes_into({XP}, OUT):", f"    for j in range({LANES}):",
               *lanes]
     for k, e in enumerate(results):
         lines.append(f"        OUT[{k * LANES} + j] = {_vectorisable(e)}")
