@@ -17,7 +17,8 @@ from ghostsing.experiments.predictions import Prediction, difference_prediction
 
 
 def test_report_json_and_markdown(tmp_path):
-    p1 = difference_prediction("a", [2.0, 2.1, 2.2], [1.0, 1.1, 0.9], +1, "diff", "claim a")
+    p1 = difference_prediction("a", [2.0, 2.1, 2.2, 2.3, 2.15], [1.0, 1.1, 0.9, 1.05, 0.95], +1, "diff",
+                               "claim a")
     p2 = Prediction("b", "inconclusive", float("nan"), (float("nan"), float("nan")), 1, "s", "claim b")
     second = as_output({"predictions": [p2], "summary": {"y": np.float64(2.5)}, "markdown": "## B"})
     out = merge_outputs([ExperimentOutput((p1,), ("f.png",), {"x": 1}, "## A"), second])
