@@ -18,7 +18,20 @@ from ghostsing.experiments.base import KINDS, Experiment
 __all__ = ["CATALOG", "get", "names", "experiments", "find_preset"]
 
 #: experiment name -> (module defining it, kind).  Kept in one place so that listing needs no imports.
-CATALOG: Mapping[str, tuple[str, str]] = MappingProxyType({})
+CATALOG: Mapping[str, tuple[str, str]] = MappingProxyType({
+    # simulations of the symmetric two-unit model
+    "portraits": ("ghostsing.experiments.simulations", "simulation"),
+    "elimination-portraits": ("ghostsing.experiments.simulations", "simulation"),
+    "plateau-vs-epsilon": ("ghostsing.experiments.simulations", "simulation"),
+    "loss-curves": ("ghostsing.experiments.simulations", "simulation"),
+    "sgd-vs-ode": ("ghostsing.experiments.simulations", "simulation"),
+    # ghosts of the overlap line under skips
+    "ghost-passage": ("ghostsing.experiments.ghosts", "simulation"),
+    "ghost-traps": ("ghostsing.experiments.ghosts", "simulation"),
+    "ghost-basin": ("ghostsing.experiments.ghosts", "simulation"),
+    "symmetric-passage": ("ghostsing.experiments.ghosts", "simulation"),
+    "ghost-noise": ("ghostsing.experiments.ghosts", "simulation"),
+})
 
 
 def names(kind: str | None = None) -> tuple[str, ...]:
