@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ghostsing.plots.style import CYCLE, OKABE_ITO, style_context
+from ghostsing.plots.style import CYCLE, OKABE_ITO, colour_for, style_context
 
 
 def plot_passage_collapse(runs: Sequence[Mapping], title: str = "") -> plt.Figure:
@@ -86,14 +86,12 @@ def plot_basin(alphas: np.ndarray, fractions: Mapping[str, np.ndarray], n: int,
     (binomial standard errors with ``n`` starts per alpha; alpha = 0 drawn at the left edge)."""
     a = np.asarray(alphas, dtype=float)
     xpos = np.where(a > 0, a, a[a > 0].min() / 4 if np.any(a > 0) else 1e-4)
-    colours = {"global": OKABE_ITO["green"], "trap": OKABE_ITO["vermillion"], "line": OKABE_ITO["blue"],
-               "other": OKABE_ITO["black"]}
     with style_context():
         fig, ax = plt.subplots(figsize=(6, 3.8))
         for key, fr in fractions.items():
             fr = np.asarray(fr, dtype=float)
             se = np.sqrt(fr * (1 - fr) / n)
-            ax.errorbar(xpos, fr, yerr=se, marker="o", capsize=2, color=colours.get(key, CYCLE[0]), label=key)
+            ax.errorbar(xpos, fr, yerr=se, marker="o", capsize=2, color=colour_for(key), label=key)
         ax.set_xscale("log")
         ax.set_xlabel(r"skip strength $\alpha$ (leftmost point: $\alpha = 0$)")
         ax.set_ylabel(f"fraction of {n} random starts")

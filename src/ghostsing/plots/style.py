@@ -1,26 +1,30 @@
-"""Shared figure style: the Okabe–Ito colour-blind-safe palette, rc settings, and atomic saving.
+"""Shared figure style: the one colour palette (Okabe–Ito), rc settings, and saving a figure.
 
-:func:`save_figure` writes ``<stem>.png`` (and ``<stem>.pdf`` on request) plus the data behind the
-figure: ``<stem>.npz`` (arrays) and/or ``<stem>.csv`` (one table) and ``<stem>.json`` (metadata: the
-ModelSpec / config, seed, ghostsing version, anything JSON-serialisable).  Every file is written to a
-temporary name in the same folder and moved into place with ``os.replace``.
+Colours: :data:`OKABE_ITO` (name -> hex), :data:`CYCLE` (the ordered cycle for curves without a name)
+and :func:`colour_for`, which gives a named arm (``"plain"``, ``"residual"``, ``"skip"``, ``"global"``,
+...) the same colour in every figure of the package, simulations and deep checks alike; an unknown
+label gets a fixed colour of the cycle chosen from the label's text (stable across runs and figures).
+
+:func:`save_figure` writes ``<stem>.png`` (and ``<stem>.pdf`` on request) atomically with
+:mod:`ghostsing._io`; the data behind a figure goes into the run's report (``arrays.npz`` and
+``report.json``, :mod:`ghostsing.experiments.report`), not beside the figure.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
-import json
-import math
-import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
-import numpy as np
+
+from ghostsing._io import write_bytes_atomic
+
+__all__ = ["OKABE_ITO", "CYCLE", "ARM_COLOURS", "SPEED_CMAP", "RC", "colour_for", "style_context",
+           "save_figure"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO: dict[str, str] = {
@@ -30,8 +34,25 @@ OKABE_ITO: dict[str, str] = {
 #: Cycle used for curves (yellow left out: too light on white).
 CYCLE: tuple[str, ...] = tuple(OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple",
                                                       "skyblue", "black"))
+#: Fixed colours of the arms and end states that recur across figures (keys lower case).
+ARM_COLOURS: dict[str, str] = {
+    "plain": OKABE_ITO["blue"], "residual": OKABE_ITO["vermillion"], "skip": OKABE_ITO["vermillion"],
+    "identity": OKABE_ITO["vermillion"], "hyper-residual": OKABE_ITO["green"],
+    "degenerate": OKABE_ITO["purple"], "random": OKABE_ITO["orange"], "theory": OKABE_ITO["black"],
+    "global": OKABE_ITO["green"], "trap": OKABE_ITO["vermillion"], "line": OKABE_ITO["blue"],
+    "other": OKABE_ITO["black"],
+}
 #: Sequential colour map for speed maps (perceptually uniform, colour-blind safe).
 SPEED_CMAP = "cividis"
+
+
+def colour_for(label: str) -> str:
+    """The colour of ``label`` in every figure: :data:`ARM_COLOURS` for the known arms (case and
+    surrounding spaces ignored), else a fixed entry of :data:`CYCLE` chosen by a CRC-32 of the label."""
+    key = str(label).strip().lower()
+    if key in ARM_COLOURS:
+        return ARM_COLOURS[key]
+    return CYCLE[zlib.crc32(key.encode()) % len(CYCLE)]
 
 RC: dict[str, Any] = {
     "figure.dpi": 100, "savefig.dpi": 130, "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
@@ -48,107 +69,25 @@ def style_context() -> Iterator[None]:
         yield
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def save_figure(fig: Any, out_dir: Path | str, stem: str, *, pdf: bool = False, dpi: float | None = None,
+                close: bool = True) -> tuple[str, ...]:
+    """Save ``fig`` as ``<out_dir>/<stem>.png`` (+ ``.pdf``) atomically; close it unless ``close=False``.
 
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if hasattr(obj, "to_dict"):
-        return _jsonable(obj.to_dict())
-    return obj
-
-
-def write_json(path: Path | str, meta: Mapping[str, Any]) -> Path:
-    """Write ``meta`` as indented JSON atomically (numpy values and non-finite floats converted)."""
-    path = Path(path)
-    _atomic_bytes(path, (json.dumps(_jsonable(meta), indent=2, sort_keys=True) + "\n").encode())
-    return path
-
-
-def write_npz(path: Path | str, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write arrays to a compressed ``.npz`` atomically."""
-    path = Path(path)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    _atomic_bytes(path, buf.getvalue())
-    return path
-
-
-def write_csv(path: Path | str, columns: Mapping[str, Sequence[Any]]) -> Path:
-    """Write equal-length columns as a CSV table with a header row, atomically."""
-    path = Path(path)
-    names = list(columns)
-    cols = [np.asarray(columns[k]).ravel() for k in names]
-    if len({c.size for c in cols}) > 1:
-        raise ValueError(f"columns have lengths {[c.size for c in cols]}; allowed: equal lengths")
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(names)
-    for row in zip(*cols, strict=True):
-        w.writerow([f"{v:.10g}" if isinstance(v, float | np.floating) else v for v in row])
-    _atomic_bytes(path, buf.getvalue().encode())
-    return path
-
-
-def package_version() -> str:
-    try:
-        from ghostsing import __version__
-    except ImportError:  # pragma: no cover
-        return "unknown"
-    return __version__
-
-
-def save_figure(
-    fig: Any,
-    out_dir: Path | str,
-    stem: str,
-    *,
-    arrays: Mapping[str, np.ndarray] | None = None,
-    table: Mapping[str, Sequence[Any]] | None = None,
-    meta: Mapping[str, Any] | None = None,
-    pdf: bool = False,
-    dpi: float | None = None,
-) -> dict[str, Path]:
-    """Save ``fig`` as ``<out_dir>/<stem>.png`` (+ ``.pdf``) with its data (``.npz``, ``.csv``, ``.json``).
-
-    The JSON always holds ``ghostsing_version`` and ``figure`` (the PNG name) besides ``meta``;
-    ``dpi`` overrides the resolution (default: the style's ``savefig.dpi`` = 130).
-    Returns a dict kind -> path of every file written.
+    ``dpi`` overrides the resolution (default: the style's ``savefig.dpi`` = 130).  Returns the file
+    names written (relative to ``out_dir``: what :class:`~ghostsing.experiments.base.ExperimentOutput`
+    lists as ``figures``).
     """
     if not isinstance(stem, str) or not stem or "/" in stem:
         raise ValueError(f"stem={stem!r} is not allowed; allowed: a non-empty file name without '/'")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
+    names = []
     for ext in ("png", "pdf") if pdf else ("png",):
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=dpi if dpi is not None else RC["savefig.dpi"])
-        p = out / f"{stem}.{ext}"
-        _atomic_bytes(p, buf.getvalue())
-        paths[ext] = p
-    if arrays:
-        paths["npz"] = write_npz(out / f"{stem}.npz", arrays)
-    if table:
-        paths["csv"] = write_csv(out / f"{stem}.csv", table)
-    full = {"figure": f"{stem}.png", "ghostsing_version": package_version(), **dict(meta or {})}
-    paths["json"] = write_json(out / f"{stem}.json", full)
-    return paths
+        write_bytes_atomic(out / f"{stem}.{ext}", buf.getvalue())
+        names.append(f"{stem}.{ext}")
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return tuple(names)
