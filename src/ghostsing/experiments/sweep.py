@@ -95,7 +95,8 @@ class RandomDesign:
             raise ValueError("random design: ranges is empty; allowed: at least one field = [low, high]")
         for name, lo, hi, scale in self.ranges:
             if scale not in SCALES:
-                raise ValueError(f"random {name}: scale={scale!r} is not allowed; allowed: {', '.join(SCALES)}")
+                raise ValueError(f"random {name}: scale={scale!r} is not allowed; allowed: "
+                                 f"{', '.join(SCALES)}")
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi) or (scale == "log" and lo <= 0):
                 raise ValueError(f"random {name}: range [{lo}, {hi}] is not allowed; allowed: finite "
                                  "low < high (low > 0 for log)")
@@ -185,7 +186,8 @@ class SweepSpec:
         settings = self.settings.items() if isinstance(self.settings, Mapping) else self.settings
         object.__setattr__(self, "settings", tuple((str(k), v) for k, v in settings))
         grid = self.grid.items() if isinstance(self.grid, Mapping) else self.grid
-        object.__setattr__(self, "grid", tuple((str(k).replace("-", "_"), _tuple_values(k, v)) for k, v in grid))
+        grid = tuple((str(k).replace("-", "_"), _tuple_values(k, v)) for k, v in grid)
+        object.__setattr__(self, "grid", grid)
         names = [k for k, _ in self.grid]
         if len(set(names)) != len(names):
             raise ValueError(f"grid repeats an axis: {names}")
@@ -193,13 +195,14 @@ class SweepSpec:
             raise ValueError("a sweep has a grid or a random design, not both")
         seeds = tuple(range(self.seeds)) if isinstance(self.seeds, int) else tuple(self.seeds)
         if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
-            raise ValueError(f"seeds={self.seeds!r} is not allowed; allowed: a count or non-negative integers")
+            raise ValueError(f"seeds={self.seeds!r} is not allowed; allowed: a count or integers >= 0")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds repeat: {list(seeds)}")
         object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
         if self.seed_field is None and len(self.seeds) > 1:
             raise ValueError("seeds given but seed_field is None; allowed: name the config field of the seed")
-        reserved = {"seed", "sample"} & (set(names) | {r[0] for r in (self.random.ranges if self.random else ())})
+        sampled = {r[0] for r in (self.random.ranges if self.random else ())}
+        reserved = {"seed", "sample"} & (set(names) | sampled)
         if reserved and self.seed_field is not None:
             raise ValueError(f"{sorted(reserved)} cannot be grid axes (the seed dimension); use seeds=")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
@@ -224,8 +227,8 @@ class SweepSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], **extra: Any) -> SweepSpec:
         """A spec from a mapping (``sweep.json`` or a TOML document, see :func:`load_sweep_toml`)."""
-        known = {"experiment", "preset", "settings", "set", "grid", "random", "seeds", "seed_field", "retries",
-                 "gpu", "cluster", "store"}
+        known = {"experiment", "preset", "settings", "set", "grid", "random", "seeds", "seed_field",
+                 "retries", "gpu", "cluster", "store"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"{sorted(unknown)} are not sweep settings; allowed: {', '.join(sorted(known))}")
@@ -245,7 +248,8 @@ class SweepSpec:
         kw = {"experiment": d["experiment"], "preset": d.get("preset"), "settings": settings,
               "grid": dict(d.get("grid") or {}), "random": random, "seeds": d.get("seeds", (0,)),
               "seed_field": d.get("seed_field", "seed"), "retries": d.get("retries", 2),
-              "gpu": bool(d.get("gpu", False)), "cluster": dict(d.get("cluster") or {}), "store": d.get("store")}
+              "gpu": bool(d.get("gpu", False)), "cluster": dict(d.get("cluster") or {}),
+              "store": d.get("store")}
         kw.update(extra)
         return cls(**kw)
 
@@ -285,7 +289,7 @@ class SweepSpec:
                 out.append(Cell(index, coords, seed, config, cell_key(exp.name, config)))
         keys = [c.key for c in out]
         if len(set(keys)) != len(keys):
-            raise ValueError("two cells resolve to the same config (an axis that does not change the config?)")
+            raise ValueError("two cells resolve to the same config (an axis that does not change it?)")
         return out
 
     def layout(self, cells: Sequence[Cell] | None = None) -> dict[str, Any]:
@@ -451,8 +455,8 @@ def run_sweep(spec: SweepSpec, store: str | os.PathLike | None = None, *, cluste
                 bar.update(running=1)
                 record(run_cell(exp_ref, c.config, c.key))
         else:
-            dashboard = _run_distributed(spec, todo, record, bar, kind=kind, scheduler=scheduler, client=client,
-                                         workers=workers, echo=echo if progress else None)
+            dashboard = _run_distributed(spec, todo, record, bar, kind=kind, scheduler=scheduler,
+                                         client=client, workers=workers, echo=echo if progress else None)
     finally:
         bar.close()
         st.flush()

@@ -149,12 +149,14 @@ class SweepStore:
                 arr = scalars.setdefault(var_name(name), np.full(shape, np.nan))
                 arr[pos] = np.nan if value is None else float(value)
         data = {**{k: (dims, v) for k, v in text.items()},
-                **{k: (dims, v) for k, v in numbers.items()}, **{k: (dims, v) for k, v in sorted(scalars.items())}}
+                **{k: (dims, v) for k, v in numbers.items()},
+                **{k: (dims, v) for k, v in sorted(scalars.items())}}
         coords: dict[str, Any] = {}
         for name, values in self.layout["coords"].items():
             coords[name] = (self.layout.get("coord_dims", {}).get(name, name), np.asarray(values))
-        attrs = {"sweep": json.dumps(self.spec_dict, sort_keys=True), "experiment": self.spec_dict["experiment"],
-                 "n_records": len(self._records), "n_cells": int(np.prod(shape))}
+        attrs = {"sweep": json.dumps(self.spec_dict, sort_keys=True),
+                 "experiment": self.spec_dict["experiment"], "n_records": len(self._records),
+                 "n_cells": int(np.prod(shape))}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def flush(self) -> None:
