@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=_positive_int, default=None, help="trajectories per ensemble")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--pdf", action="store_true", help="also save PDF (where the experiment draws figures)")
+    from ghostsing.experiments import sweep_cli  # `ghostsing sweep`: grids of experiments on dask
+
+    sweep_cli.add_parser(sub)
     return parser
 
 
@@ -181,6 +184,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "sweep":
+            from ghostsing.experiments import sweep_cli
+
+            return sweep_cli.main(args)
         command = {"derive": _cmd_derive, "portrait": _cmd_portrait, "simulate": _cmd_simulate}[args.command]
         return command(args)
     except (ValueError, TypeError) as exc:
