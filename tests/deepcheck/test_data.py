@@ -134,3 +134,14 @@ def test_shared_subset_statistics_match_its_readme():
     np.testing.assert_allclose(mu, [125.84, 123.25, 114.06], atol=0.006)
     np.testing.assert_allclose(sd, [63.11, 62.36, 66.92], atol=0.006)
     assert np.bincount(d.y_train).tolist() == [1210] * 10
+
+
+def test_explicit_root_without_data_is_an_error_not_synthetic(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(D.DataNotFoundError, match=str(empty)):
+        D.load_for_run("cifar10", "auto", empty, 100, 50)
+    # without a root, 'auto' may fall back (cwd has no data here) and says so in its source
+    monkeypatch.chdir(tmp_path)
+    d = D.load_for_run("cifar10", "auto", None, 100, 50)
+    assert d.source.startswith("synthetic") and "synthetic" in D.describe(d)

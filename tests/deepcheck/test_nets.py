@@ -168,3 +168,47 @@ def test_scaled_init_keeps_the_forward_signal_order_one():
     w = MLP(MLPConfig(5, 400, 400, 3, "identity", init="scaled")).linears
     np.testing.assert_allclose(w[2].weight.var().item(), 2 / 400 / 16, rtol=0.02)  # He / (depth-1)^2
     np.testing.assert_allclose(w[0].weight.var().item(), 2 / 400, rtol=0.02)
+
+
+def test_resnet_without_additions_has_the_same_parameters_and_init():
+    from ghostsing.deepcheck.nets import parker_hoang_resnet_noskip
+
+    torch.manual_seed(3)
+    a = parker_hoang_resnet()
+    torch.manual_seed(3)
+    b = parker_hoang_resnet_noskip()
+    assert count_params(b) == count_params(a) == 223_242
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        assert na == nb and torch.equal(pa, pb)
+    x = torch.randn(1, 64, 9, 9)
+    with torch.no_grad():
+        for c in (b[5].conv1, b[5].conv2):
+            c.weight.zero_()
+            c.bias.zero_()
+    assert torch.equal(b[5](x), torch.zeros_like(x)) and not b[5].skip and a[5].skip
+
+
+def test_looks_linear_init_is_an_orthogonal_linear_map_at_init():
+    from ghostsing.deepcheck.probes.units import spectrum_stats
+
+    cfg = MLPConfig(depth=12, width=16, in_dim=24, n_classes=8, init="looks-linear")
+    net = BatchedMLP(cfg, [0, 1], ["none", "none"], dtype=torch.float64)
+    x = torch.randn(50, 24, dtype=torch.float64)
+    f, hs = net(x, return_hidden=True)
+    torch.testing.assert_close(net(-x), -f)            # linear: f(-x) = -f(x) (zero biases)
+    torch.testing.assert_close(net(2 * x), 2 * f)
+    # the map x -> logits has orthonormal rows (Q_out Q_L ... Q_1 restricted to the first 8 directions)
+    J = net(torch.eye(24, dtype=torch.float64))[0]     # (24, 8): rows are images of the basis vectors
+    torch.testing.assert_close(J.T @ J, torch.eye(8, dtype=torch.float64))
+    # no rank collapse with depth: the units' effective rank stays that of the first layer
+    er = [spectrum_stats(h)["erank"][0].item() for h in hs]
+    assert min(er) > 0.95 * er[0]
+    # the He-normal plain net collapses (the review's finding); orthogonal/he/sqrt-scaled init exist
+    he = BatchedMLP(MLPConfig(depth=12, width=16, in_dim=24, n_classes=8, init="scaled"), [0], ["none"],
+                    dtype=torch.float64)
+    _, hs_he = he(x, return_hidden=True)
+    assert spectrum_stats(hs_he[-1])["erank"][0].item() < 0.8 * spectrum_stats(hs_he[0])["erank"][0].item()
+    for init in ("orthogonal", "he", "sqrt-scaled"):
+        BatchedMLP(MLPConfig(depth=3, width=6, in_dim=5, init=init), [0], ["identity"])
+    with pytest.raises(ValueError, match="even width"):
+        BatchedMLP(MLPConfig(depth=3, width=5, in_dim=4, init="looks-linear"), [0], ["none"])

@@ -7,6 +7,7 @@ import torch
 from ghostsing.deepcheck.nets import BatchedMLP, MLPConfig
 from ghostsing.deepcheck.probes.units import (
     ProbeConfig,
+    ablation_contributions,
     dead_units,
     overlapping_pairs,
     probe_layer,
@@ -110,3 +111,86 @@ def test_dead_relu_branch_versus_live_skip_output():
     p.load_state_dict(state | {"skip_diag": p.skip_diag})
     res = probe_mlp(p, x)
     assert res["dead_frac"][0].tolist() == [0.0, 0.25] and res["dead_relu_frac"][0].tolist() == [0.0, 0.25]
+
+
+def _hand_net(skip: str, seed: int = 0) -> BatchedMLP:
+    """Depth-3, width-6 net (float64) with: unit 1 of layer 1 dead (bias -100), unit 2 of layer 2 a
+    duplicate of unit 0 of layer 2, unit 4 of layer 2 alive but with zero outgoing weights."""
+    cfg = MLPConfig(depth=3, width=6, in_dim=5, n_classes=3, init="scaled")
+    m = BatchedMLP(cfg, [seed], [skip], dtype=torch.float64)
+    with torch.no_grad():
+        m.b_in[0, 1] = -100.0                      # dead in layer 1: relu(W x - 100) = 0
+        m.w_hid[0, 0, 2] = m.w_hid[0, 0, 0]        # layer 2: unit 2 duplicates unit 0 (weights and output)
+        m.b_hid[0, 0, 2] = m.b_hid[0, 0, 0]
+        m.b_hid[0, 0, 4] = 10.0                    # layer 2, unit 4: always active ...
+        m.w_hid[0, 1, :, 4] = 0.0                  # ... but layer 3 does not read it
+        m.w_out[0, :, 4] = 0.0                     # with a skip the stream carries h_2[4] to the output
+    return m
+
+
+def test_ablation_finds_dead_zero_weight_and_keeps_duplicates_plain():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    m = _hand_net("none")
+    c = ablation_contributions(m, x)
+    assert c[0][0, 1].item() == 0.0                 # dead unit: no contribution
+    assert c[1][0, 4].item() == 0.0                 # active, zero outgoing weights: eliminated too
+    assert c[1][0, 0].item() > 1e-3 and c[1][0, 2].item() > 1e-3   # a duplicate is not eliminated
+    # exact against removing the unit by hand
+    m2 = _hand_net("none")
+    with torch.no_grad():
+        m2.w_hid[0, 0, :, 3] = 0.0                  # layer 2 no longer reads unit 3 of layer 1
+        f, f2 = m(x), m2(x)
+    ref = torch.linalg.vector_norm(f2 - f) / torch.linalg.vector_norm(f)
+    assert c[0][0, 3].item() == pytest.approx(ref.item(), rel=1e-10)
+    res = probe_mlp(m, x, ProbeConfig(n_ablate=40))
+    assert res["elim_frac"][0, 0] == pytest.approx(1 / 6) and res["elim_frac"][0, 1] >= 1 / 6
+    assert res["overlap_both_frac"][0, 1] == pytest.approx(2 / 6)   # units 0 and 2 of layer 2
+    assert res["smin_unit"][0, 1] < 1e-12                              # duplicated column: dependent
+
+
+def test_residual_dead_branch_is_eliminated_although_the_stream_is_nonnegative():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    m = _hand_net("identity")
+    with torch.no_grad():
+        m.b_hid[0, 1, 5] = -100.0                   # layer 3, unit 5: dead branch
+        m.w_out[0, :, 5] = 1.0
+    res = probe_mlp(m, x, ProbeConfig(n_ablate=40))
+    # the stream h_3 = a_3 + h_2 is non-negative and alive: the old measure sees no dead unit
+    assert res["dead_frac"][0, 2] == 0.0
+    assert res["dead_relu_frac"][0, 2] >= 1 / 6
+    c = ablation_contributions(m, x)
+    assert c[2][0, 5].item() == 0.0
+    assert res["elim_frac"][0, 2] >= 1 / 6
+    # h_l = a_l + h_{l-1} >= h_{l-1}: a stream unit is dead only if it is dead in every earlier layer
+    torch.manual_seed(0)
+    for _ in range(3):
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(torch.randn_like(p))
+        assert probe_mlp(m, x, ProbeConfig(n_ablate=0))["dead_frac"][0, 1:].max() == 0.0
+
+
+def test_ablation_hyper_and_batched_match_single_nets():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(16, 7, generator=g, dtype=torch.float64)
+    cfg = MLPConfig(depth=4, width=6, in_dim=7, n_classes=3, init="scaled")
+    for skips in (["none", "identity", "lowrank:3"], ["hyper", "hyper"], ["orthogonal"]):
+        seeds = list(range(len(skips)))
+        m = BatchedMLP(cfg, seeds, skips, dtype=torch.float64)
+        c = ablation_contributions(m, x, max_elems=500)   # small chunks
+        for s, sk in enumerate(skips):
+            one = BatchedMLP(cfg, [seeds[s]], [sk], dtype=torch.float64)
+            c1 = ablation_contributions(one, x)
+            for layer in range(4):
+                torch.testing.assert_close(c[layer][s], c1[layer][0], rtol=1e-10, atol=1e-12)
+        # brute force for one unit of layer 2: zero its ReLU output by a forward hook on the branch
+        s, layer, unit = 0, 1, 2
+        one = BatchedMLP(cfg, [seeds[s]], [skips[s]], dtype=torch.float64)
+        f, hs, br = one(x, return_hidden=True, return_branches=True)
+        with torch.no_grad():
+            one.b_hid[0, layer - 1, unit] = -1e9     # kill a_{2,unit} on every input
+        f2 = one(x)
+        ref = (torch.linalg.vector_norm(f2 - f) / torch.linalg.vector_norm(f)).item()
+        assert c[layer][s, unit].item() == pytest.approx(ref, rel=1e-9)

@@ -36,6 +36,8 @@ _TV_TEST = {"cifar10": ("test_batch",), "cifar100": ("test",)}
 _TV_LABEL_KEY = {"cifar10": b"labels", "cifar100": b"fine_labels"}
 N_CLASSES = {"cifar10": 10, "cifar100": 100}
 DEFAULT_ROOTS: tuple[str, ...] = ("../shared/data", "shared/data", "data")
+#: How an experiment gets its data (validated once, by the experiment configs).
+DATA_MODES: tuple[str, ...] = ("auto", "real", "synthetic")
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -359,17 +361,26 @@ def load_for_run(
     n_test: int | None,
     synthetic_seed: int = 0,
 ) -> CifarData:
-    """Data for an experiment: ``mode='real'`` (errors when missing), ``'synthetic'``, or ``'auto'``
-    (real when found, else synthetic of the requested size, 2,000 / 500 by default), then the first
-    ``n_train`` / ``n_test`` images."""
-    if mode not in ("auto", "real", "synthetic"):
-        raise ValueError(f"data mode {mode!r} is not one of ('auto', 'real', 'synthetic')")
+    """Data for an experiment: ``mode='real'`` (errors when missing), ``'synthetic'``, or ``'auto'`` (the
+    real data when found in the default roots, else synthetic data of the requested size, 2,000 / 500 by
+    default), then the first ``n_train`` / ``n_test`` images.
+
+    An explicit ``data_root`` means the real data: with ``mode='auto'`` a root that does not hold them is
+    an error (:class:`DataNotFoundError`), never a silent switch to synthetic data.
+    """
+    if mode not in DATA_MODES:
+        raise ValueError(f"data mode {mode!r} is not one of {DATA_MODES}")
     if mode != "synthetic":
         try:
             d = load_cifar(name, data_root)
         except DataNotFoundError:
-            if mode == "real":
+            if mode == "real" or data_root is not None:
                 raise
         else:
             return d.subset(n_train, n_test)
     return synthetic_arrays(name, n_train or 2000, n_test or 500, synthetic_seed)
+
+
+def describe(data: CifarData) -> str:
+    """One line saying which data a run uses: ``cifar10: <source> (n train / m test)``."""
+    return f"{data.name}: {data.source} ({len(data.y_train):,} train / {len(data.y_test):,} test images)"

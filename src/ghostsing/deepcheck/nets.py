@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-INITS: tuple[str, ...] = ("torch", "scaled")
+INITS: tuple[str, ...] = ("torch", "scaled", "he", "sqrt-scaled", "orthogonal", "looks-linear")
 SKIP_KINDS: tuple[str, ...] = ("none", "identity", "hyper", "orthogonal", "lowrank:k", "scaled:alpha")
 _DIAG_KINDS = ("none", "identity", "lowrank", "scaled")
 
@@ -136,6 +136,14 @@ def init_mlp_tensors(
     branch scale ``c``; ``c = 1/(depth-1)`` bounds the growth over the whole depth by ``e^{O(1)}`` (measured:
     about 2x at depth 30), while the plain net keeps its second moment (He). Each architecture thus starts
     with an O(1) signal (cf. Hanin & Rolnick 2018; Fixup, Zhang et al. 2019).
+    ``cfg.init='he'``: He-normal everywhere, no branch down-scaling (the residual stream grows with depth);
+    ``'sqrt-scaled'``: like ``'scaled'`` with the factor ``1/sqrt(depth-1)``.
+    ``cfg.init='orthogonal'``: hidden layers ``sqrt(2) Q`` with ``Q`` Haar-orthogonal (Saxe et al. 2014; the
+    ReLU gain), input layer likewise on its ``width x in_dim`` block, output ``Q / 1``, zero biases, no
+    branch scaling.  ``'looks-linear'``: the mirrored orthogonal initialisation of Balduzzi et al. (2017):
+    hidden units come in pairs ``(u, -u)`` (rows ``[Q; -Q]`` acting on ``[h+; h-]`` through
+    ``[Q, -Q]``), so ``relu(u) - relu(-u) = u`` and the plain net is an orthogonal linear map at
+    initialisation: its activations do not collapse in rank with depth (needs an even width).
     Drawn (float32) from ``torch.Generator().manual_seed(seed)`` in layer order;
     ``Q_l`` = the Q factor of a standard normal matrix with signs fixed by ``diag(R) > 0`` (Haar).
     """
@@ -143,8 +151,14 @@ def init_mlp_tensors(
     skip = cfg.skip if skip is None else skip
     dims = [cfg.in_dim] + [cfg.width] * cfg.depth + [cfg.n_classes]
     layers = []
-    branch = 1.0 / (cfg.depth - 1) if cfg.depth > 1 and parse_skip(skip).kind != "none" else 1.0
+    has_skip = cfg.depth > 1 and parse_skip(skip).kind != "none"
+    branch = {"scaled": 1.0 / max(1, cfg.depth - 1), "sqrt-scaled": 1.0 / math.sqrt(max(1, cfg.depth - 1))
+              }.get(cfg.init, 1.0) if has_skip else 1.0
+    if cfg.init in ("orthogonal", "looks-linear"):
+        layers = _orthogonal_layers(dims, g, cfg.init == "looks-linear")
     for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        if cfg.init in ("orthogonal", "looks-linear"):
+            break
         if cfg.init == "torch":
             bound = 1.0 / math.sqrt(fan_in)
             w = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
@@ -162,6 +176,39 @@ def init_mlp_tensors(
         qs.append((q * torch.sign(torch.diagonal(r))).float())
     q = torch.stack(qs) if qs else torch.zeros(0, cfg.width, cfg.width)
     return layers, q
+
+
+def _haar(rows: int, cols: int, g: torch.Generator) -> torch.Tensor:
+    """A ``rows x cols`` matrix with orthonormal rows or columns (Haar), float64."""
+    n = max(rows, cols)
+    q, r = torch.linalg.qr(torch.randn(n, min(rows, cols), generator=g, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    return q if rows >= cols else q.T
+
+
+def _orthogonal_layers(dims: list[int], g: torch.Generator, mirrored: bool
+                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Orthogonal (``mirrored=False``) or looks-linear initial layers (see :func:`init_mlp_tensors`)."""
+    out = []
+    n_layers = len(dims) - 1
+    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        first, last = i == 0, i == n_layers - 1
+        if not mirrored:
+            w = _haar(fan_out, fan_in, g) * (1.0 if last else math.sqrt(2.0))
+        else:
+            if (not last and fan_out % 2) or (not first and fan_in % 2):
+                raise ValueError("init='looks-linear' needs an even width")
+            if first:  # [Q; -Q] x: a pair (u, -u) per unit of the orthogonal map u = Q x
+                q = _haar(fan_out // 2, fan_in, g)
+                w = torch.cat([q, -q], 0)
+            elif last:  # [Q, -Q] [h+; h-] = Q u
+                q = _haar(fan_out, fan_in // 2, g)
+                w = torch.cat([q, -q], 1)
+            else:  # [[Q, -Q], [-Q, Q]] [h+; h-] = [Q u; -Q u]
+                q = _haar(fan_out // 2, fan_in // 2, g)
+                w = torch.cat([torch.cat([q, -q], 1), torch.cat([-q, q], 1)], 0)
+        out.append((w.float(), torch.zeros(fan_out)))
+    return out
 
 
 class MLP(nn.Module):
@@ -365,21 +412,27 @@ def parker_hoang_cnn(dropout: float = 0.5, n_classes: int = 10) -> nn.Sequential
 
 
 class _ResBlock(nn.Module):
-    def __init__(self, ch: int):
+    """``relu(conv2(relu(conv1(x)))) + x``, or without the ``+ x`` when ``skip=False`` (same parameters)."""
+
+    def __init__(self, ch: int, skip: bool = True):
         super().__init__()
         self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
         self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.skip = skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.conv2(torch.relu(self.conv1(x)))) + x
+        y = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return y + x if self.skip else y
 
 
-def parker_hoang_resnet(dropout: float = 0.5, n_classes: int = 10) -> nn.Sequential:
+def parker_hoang_resnet(dropout: float = 0.5, n_classes: int = 10, skip: bool = True) -> nn.Sequential:
     """The residual ("RNN functional") model of the 2022 report: 223,242 parameters for 10 classes.
 
     conv3x3(32, valid) 30x30 - conv3x3(64, valid) 28x28 - maxpool3 9x9 - two residual blocks
     ``x + relu(conv(relu(conv(x))))`` (64 ch, same) - conv3x3(64, valid) 7x7 - global average pooling
     - dense 256 (ReLU) - dropout (0.5, as in the Keras toy ResNet it follows) - dense 10.
+    ``skip=False`` removes the blocks' two additions ``+ x`` and nothing else (the ablation: same layers,
+    same 223,242 parameters, same initialisation for a seed).
     """
     return nn.Sequential(
         nn.Conv2d(3, 32, 3),
@@ -387,8 +440,8 @@ def parker_hoang_resnet(dropout: float = 0.5, n_classes: int = 10) -> nn.Sequent
         nn.Conv2d(32, 64, 3),
         nn.ReLU(),
         nn.MaxPool2d(3),
-        _ResBlock(64),
-        _ResBlock(64),
+        _ResBlock(64, skip),
+        _ResBlock(64, skip),
         nn.Conv2d(64, 64, 3),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(1),
@@ -400,7 +453,14 @@ def parker_hoang_resnet(dropout: float = 0.5, n_classes: int = 10) -> nn.Sequent
     )
 
 
-CNN_FACTORIES: dict[str, Callable[[], nn.Module]] = {"cnn": parker_hoang_cnn, "resnet": parker_hoang_resnet}
+def parker_hoang_resnet_noskip(dropout: float = 0.5, n_classes: int = 10) -> nn.Sequential:
+    """:func:`parker_hoang_resnet` with its two additions removed (``skip=False``)."""
+    return parker_hoang_resnet(dropout, n_classes, skip=False)
+
+
+CNN_FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    "cnn": parker_hoang_cnn, "resnet": parker_hoang_resnet, "resnet-noskip": parker_hoang_resnet_noskip,
+}
 
 
 class BatchedModule(nn.Module):

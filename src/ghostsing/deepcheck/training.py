@@ -17,6 +17,17 @@ Checkpoints: after every epoch the full state (parameters, optimiser, history, p
 divergence flags) is written atomically (``torch.save`` to a temporary file, then ``os.replace``) and
 loaded with ``torch.load(weights_only=True)``. A run resumed from epoch ``k`` performs exactly the
 operations of the uninterrupted run from epoch ``k`` on, so its results are identical on the same device.
+
+Test hook (read where checkpoints are written): with the environment variable
+``GHOSTSING_DEEPCHECK_KILL_AFTER_EPOCHS=N`` the process kills itself with SIGKILL right after writing its
+``N``-th checkpoint (counted over all ``train`` calls of the process), so a test can interrupt a run at a
+known point and check that ``--resume`` reproduces the uninterrupted one.
+
+Warm-up: ``warmup_steps = W > 0`` multiplies the learning rate of step ``t`` (counted from 1 over the whole
+run) by ``min(1, t / W)``.  Step probes: ``step_probe(model)`` runs after every ``step_probe_every``-th
+optimiser step of the epochs in ``step_probe_epochs`` (and before the first step of the first of them), so
+that what happens inside an epoch (e.g. units dying in the first one) is logged finely; its results are
+checkpointed with the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -62,6 +74,9 @@ class TrainConfig:
     eval_every: int = 1
     probe_epochs: tuple[int, ...] = ()
     eval_train: bool = False
+    warmup_steps: int = 0
+    step_probe_every: int = 0
+    step_probe_epochs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -74,7 +89,10 @@ class TrainConfig:
             raise ValueError(f"batch_size={self.batch_size!r} must be an integer >= 1 or None (full batch)")
         if self.eval_every < 1:
             raise ValueError(f"eval_every={self.eval_every} must be >= 1")
+        if self.warmup_steps < 0 or self.step_probe_every < 0:
+            raise ValueError("warmup_steps and step_probe_every must be >= 0")
         object.__setattr__(self, "probe_epochs", tuple(sorted({int(e) for e in self.probe_epochs})))
+        object.__setattr__(self, "step_probe_epochs", tuple(sorted({int(e) for e in self.step_probe_epochs})))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,6 +166,20 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tupl
     return (tot / len(x)).cpu().numpy(), (cor / len(x)).cpu().numpy()
 
 
+KILL_ENV = "GHOSTSING_DEEPCHECK_KILL_AFTER_EPOCHS"
+_checkpoints_written = [0]
+
+
+def _kill_if_asked() -> None:
+    """The test hook of the module docstring: SIGKILL after the N-th checkpoint of this process."""
+    n = os.environ.get(KILL_ENV)
+    if not n:
+        return
+    _checkpoints_written[0] += 1
+    if _checkpoints_written[0] >= int(n):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def save_atomic(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to ``path.tmp`` then ``os.replace`` (a reader never sees a half-written file)."""
     path = Path(path)
@@ -184,17 +216,25 @@ def train(
     desc: str = "train",
     rng_seed: int = 0,
     tag: dict | None = None,
+    step_probe: Callable[[object], dict[str, np.ndarray]] | None = None,
 ) -> TrainResult:
     """Train all networks of ``model`` together for ``cfg.epochs`` epochs (see the module docstring).
 
     ``checkpoint``: file written after every epoch; with ``resume=True`` and an existing file the run
     continues from it (its fingerprint must match, else ``ValueError``). ``probe_fn(model)`` is called
     at ``cfg.probe_epochs`` (0 = before training) and returns ``{metric: (S, ...)}`` arrays.
-    ``rng_seed`` seeds torch's global RNG (dropout) at the start of a fresh run.
+    ``rng_seed`` seeds torch's global RNG (dropout) at the start of a fresh run.  ``step_probe(model)``:
+    see the module docstring; its records are ``result.extra["step_log"]`` (dicts with ``epoch``, ``step``
+    and the probe's arrays).
     """
     t0 = time.perf_counter()
     S, n = model.n_nets, len(x_train)
     opt = make_optimizer(model.parameters(), cfg)
+    sched = None
+    if cfg.warmup_steps > 0:
+        W = cfg.warmup_steps
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / W))
+    step_log: list[dict] = []
     E = cfg.epochs
     hist = {k: torch.full((E + 1, S), float("nan"), dtype=torch.float64) for k in HISTORY_KEYS}
     alive = torch.ones(S, dtype=torch.bool)
@@ -212,6 +252,10 @@ def train(
             )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
+        if sched is not None:
+            sched.load_state_dict(ck["sched"])
+        step_log = [{"epoch": int(r["epoch"]), "step": int(r["step"]),
+                     **{m: v.numpy() for m, v in r["values"].items()}} for r in ck.get("step_log", [])]
         for k in HISTORY_KEYS:
             hist[k] = ck["history"][k].clone()
         alive, diverged = ck["alive"].clone(), ck["diverged"].clone()
@@ -237,6 +281,10 @@ def train(
     bar = tqdm(range(start, E + 1), desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in bar:
         model.train()
+        probe_steps = cfg.step_probe_every > 0 and epoch in cfg.step_probe_epochs
+        if probe_steps and step_probe is not None and epoch == cfg.step_probe_epochs[0]:
+            step_log.append({"epoch": epoch, "step": 0, **step_probe(model)})
+        step = 0
         if cfg.batch_size is not None:
             order = torch.stack([epoch_permutation(s, epoch, n) for s in model.seeds]).to(dev)
         loss_sum = torch.zeros(S, dtype=torch.float64, device=dev)
@@ -266,6 +314,11 @@ def train(
                     if p.grad is not None:
                         p.grad[dead] = 0
             opt.step()
+            if sched is not None:
+                sched.step()
+            step += 1
+            if probe_steps and step_probe is not None and step % cfg.step_probe_every == 0:
+                step_log.append({"epoch": epoch, "step": step, **step_probe(model)})
             if any_dead:
                 with torch.no_grad():
                     for p, f in zip(params, frozen, strict=True):
@@ -297,6 +350,10 @@ def train(
                     "epoch": epoch,
                     "model": model.state_dict(),
                     "optim": opt.state_dict(),
+                    "sched": sched.state_dict() if sched is not None else {},
+                    "step_log": [{"epoch": r["epoch"], "step": r["step"],
+                                  "values": {m: torch.as_tensor(np.asarray(v)) for m, v in r.items()
+                                             if m not in ("epoch", "step")}} for r in step_log],
                     "history": hist,
                     "alive": alive,
                     "diverged": diverged,
@@ -310,6 +367,7 @@ def train(
                 },
                 ck_path,
             )
+            _kill_if_asked()
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     bar.close()
@@ -319,4 +377,5 @@ def train(
         probes=probes,
         wall_time_s=prior_wall + time.perf_counter() - t0,
         resumed_from=resumed_from,
+        extra={"step_log": step_log},
     )

@@ -22,6 +22,20 @@ Definitions and thresholds (:class:`ProbeConfig`):
   singular values at or below ``rank_rel_tol * s_1`` (default ``rank_rel_tol = 1e-3``). ``H`` is not
   centred: a constant unit counts as a direction, as it does for the next layer's affine map.
 
+Measures that can fail for every architecture (:func:`probe_mlp`; all on the *unit* ``a_{l,i}``, the ReLU
+with incoming weights ``W_{l,i}``, not on the stream ``h_l``, which a skip keeps non-negative and alive):
+
+* **eliminated (ablation)**: the unit's marginal contribution to the output,
+  ``c_{l,i} = ||f_{-(l,i)}(X) - f(X)||_F / ||f(X)||_F`` with ``f_{-(l,i)}`` the network with ``a_{l,i}``
+  set to 0 on every input (:func:`ablation_contributions`, on the first ``n_ablate`` probe inputs); the unit
+  is eliminated when ``c_{l,i} <= elim_tol`` (default 1e-3).  A dead ReLU, a unit whose outgoing weights are
+  zero, and a dead residual branch all give ``c = 0`` (a residual net's stream ``h_l >= 0`` does not hide
+  them); ``elim_frac`` is the fraction per layer, ``contrib_median`` the median ``c``.
+* **overlapping in weights and activations** (``overlap_both_frac``): pairs whose incoming weight rows
+  *and* unit activation columns ``a_{., i}`` both have cosine above ``cos_threshold``.
+* **linear dependence of the units' activations**: ``erank_unit_frac`` (effective rank of ``A_l`` / width),
+  ``small_sv_unit_frac`` and ``smin_unit`` = ``s_min / s_max`` of ``A_l`` (0 for exactly dependent units).
+
 Every probe takes a leading network axis ``S`` (a :class:`~ghostsing.deepcheck.nets.BatchedMLP`) and
 returns arrays ``(S,)`` per layer.
 """
@@ -37,6 +51,11 @@ METRICS: tuple[str, ...] = (
     "dead_frac", "dead_relu_frac", "small_weight_frac", "overlap_w_frac", "overlap_w_pairs",
     "overlap_act_frac", "overlap_act_pairs", "erank", "erank_frac", "num_rank", "small_sv_frac",
 )
+#: The measures on the units (ReLU outputs and their marginal contributions) that :func:`probe_mlp` adds.
+UNIT_METRICS: tuple[str, ...] = (
+    "elim_frac", "contrib_median", "overlap_both_frac", "overlap_unit_frac", "erank_unit_frac",
+    "small_sv_unit_frac", "smin_unit",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,8 @@ class ProbeConfig:
     cos_threshold: float = 0.99
     rank_rel_tol: float = 1e-3
     n_probe: int = 500
+    elim_tol: float = 1e-3
+    n_ablate: int = 64
 
     def __post_init__(self) -> None:
         if self.act_tol < 0:
@@ -60,6 +81,10 @@ class ProbeConfig:
             raise ValueError(f"rank_rel_tol={self.rank_rel_tol} must lie in (0, 1)")
         if self.n_probe < 1:
             raise ValueError(f"n_probe={self.n_probe} must be >= 1")
+        if not 0 <= self.elim_tol < 1:
+            raise ValueError(f"elim_tol={self.elim_tol} must lie in [0, 1)")
+        if self.n_ablate < 0:
+            raise ValueError(f"n_ablate={self.n_ablate} must be >= 0 (0: no ablation)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,19 +167,117 @@ def probe_layer(
     return {k: out[k].cpu().numpy() for k in METRICS}
 
 
+def _continue(model, j: int, h: torch.Tensor, total: torch.Tensor | None) -> torch.Tensor:
+    """Logits of a :class:`~ghostsing.deepcheck.nets.BatchedMLP` from layer output ``h`` of hidden layer
+    ``j`` (0-based) on; ``total`` = sum of the layer outputs ``h_0..h_j`` (hyper skips only)."""
+    for i in range(j, model.cfg.depth - 1):
+        a = torch.relu(torch.baddbmm(model.b_hid[:, i].unsqueeze(1), h, model.w_hid[:, i].transpose(1, 2)))
+        if model.mode == "hyper":
+            h = a + total / (i + 1)
+            total = total + h
+        elif model.mode == "orthogonal":
+            h = a + torch.bmm(h, model.skip_q[:, i].transpose(1, 2))
+        else:
+            h = a + model.skip_diag.unsqueeze(1) * h
+    return torch.baddbmm(model.b_out.unsqueeze(1), h, model.w_out.transpose(1, 2))
+
+
+@torch.no_grad()
+def ablation_contributions(model, x: torch.Tensor, max_elems: int = 2**24) -> list[torch.Tensor]:
+    """Marginal contribution of every hidden unit of a batched MLP: ``c[l] (S, width)``,
+    ``c_{l,i} = ||f_{-(l,i)}(X) - f(X)||_F / ||f(X)||_F`` where ``f_{-(l,i)}`` is the network with the unit's
+    ReLU output ``a_{l,i}`` set to 0 on every input of ``x`` ``(N, in)`` (exact, not linearised; all units of
+    a layer run as one batch of ``width * N`` rows, in chunks of at most ``max_elems`` activations)."""
+    was = model.training
+    model.eval()
+    S, N = model.n_nets, x.shape[0]
+    f, hs, branches = model(x, return_hidden=True, return_branches=True)
+    model.train(was)
+    norm = torch.linalg.vector_norm(f.double(), dim=(1, 2)).clamp_min(1e-300)
+    width = hs[0].shape[2]
+    out = []
+    totals, run = [], None
+    for h in hs:
+        run = h if run is None else run + h
+        totals.append(run)
+    chunk = max(1, max_elems // max(1, S * N * width))
+    for j, (h, a) in enumerate(zip(hs, branches, strict=True)):
+        c = torch.empty(S, width, dtype=torch.float64, device=x.device)
+        for u0 in range(0, width, chunk):
+            units = torch.arange(u0, min(width, u0 + chunk), device=x.device)
+            U = len(units)
+            mask = torch.zeros(U, 1, width, dtype=h.dtype, device=x.device)
+            mask[torch.arange(U), 0, units] = 1.0
+            delta = a.unsqueeze(1) * mask.unsqueeze(0)  # (S, U, N, w): unit u's own output only
+            h_abl = (h.unsqueeze(1) - delta).reshape(S, U * N, width)
+            tot = None
+            if model.mode == "hyper":
+                tot = (totals[j].unsqueeze(1) - delta).reshape(S, U * N, width)
+            f_abl = _continue(model, j, h_abl, tot).reshape(S, U, N, -1)
+            diff = torch.linalg.vector_norm((f_abl - f.unsqueeze(1)).double(), dim=(2, 3))
+            c[:, u0:u0 + U] = diff / norm.unsqueeze(1)
+        out.append(c)
+    return out
+
+
 @torch.no_grad()
 def probe_mlp(model, x_probe: torch.Tensor, cfg: ProbeConfig = ProbeConfig()) -> dict[str, np.ndarray]:
     """Probe every hidden layer of a batched MLP (:class:`~ghostsing.deepcheck.nets.BatchedMLP`).
 
     ``x_probe`` is ``(N, in)``, the same inputs for every network.
 
-    Returns ``{metric: array (S, depth)}``, layer ``l`` in column ``l - 1``.
+    Returns ``{metric: array (S, depth)}``, layer ``l`` in column ``l - 1``: every metric of
+    :data:`METRICS` and :data:`UNIT_METRICS` (the ablation ones are NaN when ``cfg.n_ablate = 0``).
     """
     was_training = model.training
     model.eval()
     _, hs, branches = model(x_probe, return_hidden=True, return_branches=True)
     model.train(was_training)
-    per_layer = [
-        probe_layer(h, w, cfg, a) for h, w, a in zip(hs, model.layer_weights(), branches, strict=True)
-    ]
-    return {k: np.stack([p[k] for p in per_layer], axis=1) for k in METRICS}
+    weights = model.layer_weights()
+    per_layer = [probe_layer(h, w, cfg, a) for h, w, a in zip(hs, weights, branches, strict=True)]
+    res = {k: np.stack([p[k] for p in per_layer], axis=1) for k in METRICS}
+    res.update(_unit_metrics(weights, branches, cfg))
+    if cfg.n_ablate > 0:
+        contrib = ablation_contributions(model, x_probe[: cfg.n_ablate])
+        res["elim_frac"] = np.stack([(c <= cfg.elim_tol).double().mean(1).cpu().numpy() for c in contrib], 1)
+        res["contrib_median"] = np.stack([c.median(dim=1).values.cpu().numpy() for c in contrib], 1)
+    else:
+        S = len(hs[0])
+        res["elim_frac"] = np.full((S, len(hs)), np.nan)
+        res["contrib_median"] = np.full((S, len(hs)), np.nan)
+    return res
+
+
+def _unit_metrics(weights, branches, cfg: ProbeConfig) -> dict[str, np.ndarray]:
+    """Overlap in weights and activations, and the spectrum of the units' own activations ``A_l``."""
+    cols = {k: [] for k in ("overlap_both_frac", "overlap_unit_frac", "erank_unit_frac",
+                            "small_sv_unit_frac", "smin_unit")}
+    for W, A in zip(weights, branches, strict=True):
+        W, A = _batched(W, 2).detach(), _batched(A, 2).detach()
+        n = A.shape[2]
+        _, both = _pairs_both(W, A.transpose(1, 2), cfg.cos_threshold)
+        _, unit = overlapping_pairs(A.transpose(1, 2), cfg.cos_threshold)
+        sp = spectrum_stats(A, cfg.rank_rel_tol)
+        s = torch.linalg.svdvals(A.double())
+        smin = torch.where(s[:, 0] > 0, s[:, -1] / s[:, 0].clamp_min(1e-300), torch.zeros_like(s[:, 0]))
+        cols["overlap_both_frac"].append((both.double().sum(1) / n).cpu().numpy())
+        cols["overlap_unit_frac"].append((unit.double().sum(1) / n).cpu().numpy())
+        cols["erank_unit_frac"].append(sp["erank_frac"].cpu().numpy())
+        cols["small_sv_unit_frac"].append(sp["small_sv_frac"].cpu().numpy())
+        cols["smin_unit"].append(smin.cpu().numpy())
+    return {k: np.stack(v, axis=1) for k, v in cols.items()}
+
+
+def _pairs_both(V1: torch.Tensor, V2: torch.Tensor, cos_threshold: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs ``i < j`` overlapping in both ``V1`` and ``V2`` (rows; ``(S, n, d1)``, ``(S, n, d2)``)."""
+    def hits(V):
+        norms = torch.linalg.vector_norm(V, dim=2, keepdim=True)
+        nonzero = norms.squeeze(2) > 0
+        U = V / torch.where(norms > 0, norms, torch.ones_like(norms))
+        return (U @ U.transpose(1, 2) > cos_threshold) & nonzero.unsqueeze(2) & nonzero.unsqueeze(1)
+
+    n = V1.shape[1]
+    upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=V1.device), diagonal=1)
+    hit = hits(V1) & hits(V2) & upper
+    return hit.sum(dim=(1, 2)), hit.any(dim=2) | hit.any(dim=1)
