@@ -31,6 +31,8 @@ CATALOG: Mapping[str, tuple[str, str]] = MappingProxyType({
     "ghost-basin": ("ghostsing.experiments.ghosts", "simulation"),
     "symmetric-passage": ("ghostsing.experiments.ghosts", "simulation"),
     "ghost-noise": ("ghostsing.experiments.ghosts", "simulation"),
+    # one cell of the plateau phase diagram (the sweep sweeps/plateau.toml)
+    "plateau-cell": ("ghostsing.experiments.plateau_cell", "simulation"),
 })
 
 
