@@ -371,15 +371,26 @@ def _make_cluster(kind: str, spec: SweepSpec, workers: int | None):
         cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, resources=resources,
                                dashboard_address=options.pop("dashboard_address", ":0"), **options)
         return cluster, int(n)
+    cluster, jobs = jobqueue_cluster(kind, spec, workers)
+    cluster.scale(jobs=jobs)
+    return cluster, jobs
+
+
+def jobqueue_cluster(kind: str, spec: SweepSpec, jobs: int | None = None):
+    """``(cluster, jobs)``: a ``dask_jobqueue`` ``SLURMCluster`` or ``PBSCluster`` from ``spec.cluster
+    ["options"]`` (``jobs`` there, or the argument, is how many batch jobs to start; not started here).
+    GPU sweeps of deep experiments start their workers with ``--resources GPU=1``."""
     import dask_jobqueue
 
-    jobs = int(options.pop("jobs", workers or 1))
+    if kind not in ("slurm", "pbs"):
+        raise ValueError(f"cluster={kind!r} is not a batch system; allowed: slurm, pbs")
+    options = dict(spec.cluster.get("options") or {})
+    n_jobs = int(options.pop("jobs", jobs or 1))
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind]
     if spec.uses_gpu() and "worker_extra_args" not in options:
         options["worker_extra_args"] = ["--resources", "GPU=1"]
-    cluster = cls(**options)
-    cluster.scale(jobs=jobs)
-    return cluster, jobs
+    options.setdefault("processes", 1)
+    return cls(**options), n_jobs
 
 
 class _Progress:
