@@ -48,11 +48,11 @@ from typing import Any
 import numpy as np
 
 from ghostsing._io import to_jsonable
-from ghostsing.experiments.base import Experiment, config_from_mapping, config_to_dict
+from ghostsing.experiments.base import Experiment, ExperimentOutput, config_from_mapping, config_to_dict
 from ghostsing.experiments.sweep_store import STATUS_DONE, STATUS_FAILED, SweepStore
 
-__all__ = ["SweepSpec", "RandomDesign", "Cell", "SweepResult", "resolve_experiment", "cell_key", "run_cell",
-           "run_sweep", "CLUSTERS", "load_sweep_toml"]
+__all__ = ["SweepSpec", "RandomDesign", "Cell", "SweepResult", "resolve_experiment", "cell_key",
+           "cell_scalars", "run_cell", "run_sweep", "jobqueue_cluster", "CLUSTERS", "load_sweep_toml"]
 
 CLUSTERS: tuple[str, ...] = ("local", "serial", "slurm", "pbs")
 SCALES: tuple[str, ...] = ("linear", "log", "int")
@@ -314,6 +314,27 @@ class SweepSpec:
 
 
 # ------------------------------------------------------------------------------------------ the task
+def cell_scalars(output: ExperimentOutput) -> dict[str, float]:
+    """What a cell stores: :meth:`ExperimentOutput.scalars` plus the numbers inside lists of the summary
+    (``runs/0/final_train_loss``: experiments that report one entry per run in a list)."""
+    out = output.scalars()
+
+    def walk(prefix: str, obj: Any, in_list: bool) -> None:
+        if isinstance(obj, Mapping):
+            for k, v in obj.items():
+                walk(f"{prefix}/{k}", v, in_list)
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(f"{prefix}/{i}", v, True)
+        elif in_list and isinstance(obj, (bool, int, float, np.bool_, np.integer, np.floating)):
+            out.setdefault(prefix, float(obj))
+
+    for key, value in output.summary.items():
+        if isinstance(value, (list, tuple, Mapping)):
+            walk(str(key), value, False)
+    return out
+
+
 def run_cell(experiment: str, config: Any, key: str) -> dict[str, Any]:
     """Run one cell (on a worker): the experiment into a temporary folder; returns its record.
 
@@ -330,7 +351,7 @@ def run_cell(experiment: str, config: Any, key: str) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="ghostsing-cell-") as tmp:
             output = exp.run(config, Path(tmp), resume=False, progress=False)
-        rec.update(status=STATUS_DONE, error="", scalars=output.scalars())
+        rec.update(status=STATUS_DONE, error="", scalars=cell_scalars(output))
     except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
         rec.update(status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}",
                    traceback=traceback.format_exc(limit=20), scalars={})
