@@ -1,12 +1,15 @@
 """The ``ghostsing`` command line: one entry point, one sub-command per job.
 
-    ghostsing derive   --units K --teacher M --activation erf --skip 0.5 --form order-parameters
-    ghostsing derive   --units 2 --teacher 2 --input-dim 1 --manifold overlap --expand 2
-    ghostsing portrait --out simulations/figures --skip 0.5
-    ghostsing simulate --experiment ghost-passage --out simulations/figures
+    ghostsing derive --units K --teacher M --activation erf --skip 0.5 --form order-parameters
+    ghostsing derive --units 2 --teacher 2 --input-dim 1 --manifold overlap --expand 2
+    ghostsing list [--kind simulation]
+    ghostsing run NAME [--preset small] [--config FILE.toml] [--set key=value ...] [--out DIR] [--resume]
 
-Each sub-command parses and validates its flags here (argparse) and calls one library function; the
-heavy imports happen only inside the chosen sub-command.
+``run`` resolves NAME through the one registry (:mod:`ghostsing.experiments.registry`), builds the
+experiment's config from its preset, the TOML file (``preset = "..."`` plus field values) and the
+``--set`` flags (in that order), validates it once (the config's own checks), runs it and writes the
+report (:func:`ghostsing.experiments.report.run_experiment`).  Bad values end with a one-line error
+and exit status 2.  The heavy imports happen only inside the chosen sub-command.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from ghostsing.experiments.base import KINDS
 from ghostsing.models import ACTIVATIONS, MAX_UNITS
 
 MANIFOLDS = ("none", "overlap", "elimination-w", "elimination-J", "linear-dependence")
@@ -91,26 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip directions s_i, K x N floats row by row, comma-separated (default e_1..e_K)")
     d.add_argument("--out", default=None, help="also write the LaTeX (or JSON) to this file")
 
-    p = sub.add_parser("portrait", help="phase portraits of the overlap singularity, plain vs skip")
-    p.add_argument("--out", default="simulations/figures", help="folder for PNG + data")
-    p.add_argument("--skip", type=_nonneg_float, default=0.5, help="skip strength of the right panel")
-    p.add_argument("--grid", type=_positive_int, default=41, help="grid points per axis")
-    p.add_argument("--slice", dest="slice_", choices=("relaxed", "fixed"), default="relaxed",
-                   help="relaxed: the other coordinates minimise L at each grid point; fixed: held at the "
-                        "best one-unit fit")
-    p.add_argument("--pdf", action="store_true", help="also save PDF")
+    ls = sub.add_parser("list", help="list the registered experiments")
+    ls.add_argument("--kind", choices=KINDS, default=None, help="only experiments of this kind")
 
-    s = sub.add_parser("simulate", help="run a simulation experiment and draw its figures")
-    s.add_argument("--experiment", default="ghost-passage",
-                   help="which experiment (see `ghostsing simulate --list`)")
-    s.add_argument("--list", action="store_true", help="list the experiments and exit")
-    s.add_argument("--out", default="simulations/figures")
-    s.add_argument("--n", type=_positive_int, default=None, help="trajectories per ensemble")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--pdf", action="store_true", help="also save PDF (where the experiment draws figures)")
-    from ghostsing.experiments import sweep_cli  # `ghostsing sweep`: grids of experiments on dask
-
-    sweep_cli.add_parser(sub)
+    r = sub.add_parser("run", help="run a registered experiment and write its report")
+    r.add_argument("name", help="experiment name (see `ghostsing list`)")
+    r.add_argument("--preset", default=None, help="named config of the experiment (default: 'default')")
+    r.add_argument("--config", default=None, metavar="FILE.toml",
+                   help='TOML file: preset = "..." and field = value lines (applied before --set)')
+    r.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config field (repeatable; lists comma-separated)")
+    r.add_argument("--out", default=None, help="run folder (default runs/NAME)")
+    r.add_argument("--resume", action="store_true", help="reuse finished pieces found in the run folder")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
     return parser
 
 
@@ -144,40 +141,57 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_portrait(args: argparse.Namespace) -> int:
-    from ghostsing.simulate.experiments import run_portraits
+def _cmd_list(args: argparse.Namespace) -> int:
+    from ghostsing.experiments import registry
 
-    paths = run_portraits(out_dir=args.out, alpha_skip=args.skip, grid=args.grid, slice_=args.slice_,
-                          pdf=args.pdf)
-    for path in paths:
-        print(path)
+    for name in registry.names(args.kind):
+        kind = registry.CATALOG[name][1]
+        try:
+            exp = registry.get(name)
+        except ImportError as exc:  # e.g. a deep experiment without torch installed
+            print(f"{name:26s} {kind:10s} (not importable here: {exc})")
+            continue
+        print(f"{name:26s} {kind:10s} {exp.title}  [presets: {', '.join(exp.presets)}]")
     return 0
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from ghostsing.simulate import experiments
+def _settings(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {pair!r} is not allowed; allowed: KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
 
-    if args.list:
-        for name, fn in experiments.EXPERIMENTS.items():
-            print(f"{name:24s} {(fn.__doc__ or '').strip().splitlines()[0]}")
-        return 0
-    if args.experiment not in experiments.EXPERIMENTS:
-        allowed = ", ".join(experiments.EXPERIMENTS)
-        print(f"error: --experiment {args.experiment!r} is not known; allowed: {allowed}", file=sys.stderr)
-        return 2
-    kwargs = {"out_dir": args.out, "seed": args.seed}
-    if args.n is not None:
-        kwargs["n"] = args.n
-    run = experiments.EXPERIMENTS[args.experiment]
-    if args.pdf:
-        import inspect
 
-        if "pdf" not in inspect.signature(run).parameters:
-            print(f"error: --pdf is not supported by --experiment {args.experiment!r}", file=sys.stderr)
-            return 2
-        kwargs["pdf"] = True
-    for path in run(**kwargs):
-        print(path)
+def _cmd_run(args: argparse.Namespace) -> int:
+    import tomllib
+    from pathlib import Path
+
+    from ghostsing.experiments import registry
+    from ghostsing.experiments.report import run_experiment
+
+    exp = registry.get(args.name)
+    preset, overrides = args.preset, {}
+    if args.config:
+        try:
+            with open(args.config, "rb") as fh:
+                table = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"--config {args.config!r} cannot be read: {exc}") from None
+        file_preset = table.pop("preset", None)
+        preset = preset if preset is not None else file_preset
+        overrides.update(table)
+    overrides.update(_settings(args.settings))
+    config = exp.config(preset, overrides)
+    out = Path(args.out) if args.out else Path("runs") / exp.name
+    output, report = run_experiment(exp, config, out, resume=args.resume, progress=not args.no_progress)
+    counts = {}
+    for p in output.predictions:
+        counts[p.verdict] = counts.get(p.verdict, 0) + 1
+    verdicts = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no predictions"
+    print(f"{exp.name}: {verdicts}; report: {report} and {report.with_suffix('.md')}")
     return 0
 
 
@@ -188,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ghostsing.experiments import sweep_cli
 
             return sweep_cli.main(args)
-        command = {"derive": _cmd_derive, "portrait": _cmd_portrait, "simulate": _cmd_simulate}[args.command]
+        command = {"derive": _cmd_derive, "list": _cmd_list, "run": _cmd_run}[args.command]
         return command(args)
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

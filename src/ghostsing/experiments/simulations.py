@@ -37,12 +37,12 @@ ESCAPE_RATE = 0.0657498
 # ----------------------------------------------------------------------------------------- portraits
 @dataclass(frozen=True)
 class PortraitsConfig:
-    """``skips``: one figure (plain vs skip) per skip strength, ``u`` along ``(1, -1)`` (unstable at
-    z = 0); ``parallel_skips``: the same with ``u`` along ``(1, 1)``, parallel to ``J*`` (neutral at second
+    """``alphas``: one figure (plain vs skip) per skip strength, ``u`` along ``(1, -1)`` (unstable at
+    z = 0); ``parallel_alphas``: the same with ``u`` along ``(1, 1)``, parallel to ``J*`` (neutral at second
     order); ``slice``: ``relaxed`` (fast coordinates minimised) or ``fixed`` (at the best one-unit fit)."""
 
-    skips: tuple[float, ...] = (0.5, 0.1)
-    parallel_skips: tuple[float, ...] = (0.02,)
+    alphas: tuple[float, ...] = (0.5, 0.1)
+    parallel_alphas: tuple[float, ...] = (0.02,)
     grid: int = 41
     line_points: int = 241
     slice: Literal["relaxed", "fixed"] = "relaxed"
@@ -50,10 +50,10 @@ class PortraitsConfig:
     pdf: bool = False
 
     def __post_init__(self) -> None:
-        check_floats("skips", self.skips, 0.0, low_open=True, nonempty=False)
-        check_floats("parallel_skips", self.parallel_skips, 0.0, low_open=True, nonempty=False)
-        if not self.skips and not self.parallel_skips:
-            raise ValueError("skips=() and parallel_skips=(): allowed: at least one skip strength")
+        check_floats("alphas", self.alphas, 0.0, low_open=True, nonempty=False)
+        check_floats("parallel_alphas", self.parallel_alphas, 0.0, low_open=True, nonempty=False)
+        if not self.alphas and not self.parallel_alphas:
+            raise ValueError("alphas=() and parallel_alphas=(): allowed: at least one skip strength > 0")
         check_int("grid", self.grid, 5)
         check_int("line_points", self.line_points, 5)
         check_choice("slice", self.slice, ("relaxed", "fixed"))
@@ -90,8 +90,8 @@ def run_portraits(config: PortraitsConfig, out_dir: Path, *, resume: bool = Fals
     kw = {"grid": config.grid, "line_points": config.line_points, "slice_": config.slice,
           "t_end": config.t_end, "progress": progress}
     figures, arrays, summary, preds = [], {}, {"milnor_note": MILNOR_NOTE}, []
-    for direction, skips, base in (((1.0, -1.0), config.skips, "overlap_portraits"),
-                                   ((1.0, 1.0), config.parallel_skips, "overlap_portraits_parallel")):
+    for direction, skips, base in (((1.0, -1.0), config.alphas, "overlap_portraits"),
+                                   ((1.0, 1.0), config.parallel_alphas, "overlap_portraits_parallel")):
         if not skips:
             continue
         plain = overlap_portrait(0.0, e=direction, **kw)
@@ -147,9 +147,9 @@ def run_portraits(config: PortraitsConfig, out_dir: Path, *, resume: bool = Fals
 # ------------------------------------------------------------------------------ elimination portraits
 @dataclass(frozen=True)
 class EliminationPortraitsConfig:
-    """One figure: the ``(w_2, |J_2|)`` plane at alpha = 0 against ``skip``."""
+    """One figure: the ``(w_2, |J_2|)`` plane at alpha = 0 against the skip strength ``alpha``."""
 
-    skip: float = 0.1
+    alpha: float = 0.1
     grid: int = 41
     line_points: int = 121
     slice: Literal["relaxed", "fixed"] = "relaxed"
@@ -157,7 +157,7 @@ class EliminationPortraitsConfig:
     pdf: bool = False
 
     def __post_init__(self) -> None:
-        check_float("skip", self.skip, 0.0, low_open=True)
+        check_float("alpha", self.alpha, 0.0, low_open=True)
         check_int("grid", self.grid, 5)
         check_int("line_points", self.line_points, 5)
         check_choice("slice", self.slice, ("relaxed", "fixed"))
@@ -173,8 +173,8 @@ def run_elimination_portraits(config: EliminationPortraitsConfig, out_dir: Path,
     kw = {"grid": config.grid, "line_points": config.line_points, "slice_": config.slice,
           "t_end": config.t_end, "progress": progress}
     plain = elimination_portrait(0.0, **kw)
-    skip = elimination_portrait(config.skip, **kw)
-    fig = portrait_pair(_panel(plain, _title(0.0)), _panel(skip, _title(config.skip)), floor=1e-5,
+    skip = elimination_portrait(config.alpha, **kw)
+    fig = portrait_pair(_panel(plain, _title(0.0)), _panel(skip, _title(config.alpha)), floor=1e-5,
                         suptitle=f"Elimination singularity of unit 2: {config.slice} (w₂, |J₂|) plane")
     figures = save_figure(fig, out_dir, "elimination_portraits", pdf=config.pdf, dpi=90)
     arrays = {"w2": plain.x, "r": plain.y, "vw_plain": plain.vx, "vr_plain": plain.vy,
@@ -408,11 +408,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("portraits", "Overlap phase portraits, plain vs skip", "simulation", PortraitsConfig,
                run_portraits,
                {"default": PortraitsConfig(),
-                "small": PortraitsConfig(skips=(0.5,), parallel_skips=(), grid=7, line_points=31)}),
+                "small": PortraitsConfig(alphas=(0.5,), parallel_alphas=(), grid=7, line_points=31)}),
     Experiment("elimination-portraits", "Elimination phase portraits of unit 2, plain vs skip", "simulation",
                EliminationPortraitsConfig, run_elimination_portraits,
                {"default": EliminationPortraitsConfig(),
-                "small": EliminationPortraitsConfig(skip=0.5, grid=7, line_points=9)}),
+                "small": EliminationPortraitsConfig(alpha=0.5, grid=7, line_points=9)}),
     Experiment("plateau-vs-epsilon", "Plateau length against the distance from the overlap line",
                "simulation",
                PlateauVsEpsilonConfig, run_plateau_vs_epsilon,
