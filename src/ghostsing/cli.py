@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run folder (default runs/NAME)")
     r.add_argument("--resume", action="store_true", help="reuse finished pieces found in the run folder")
     r.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
+    from ghostsing.experiments import sweep_cli  # `ghostsing sweep`: grids of experiments on dask
+
+    sweep_cli.add_parser(sub)
     return parser
 
 
