@@ -191,3 +191,17 @@ def test_prediction_validation():
         Prediction("x", "holds", 0.0, (0, 1), 3, "s", "d", sign=2)
     with pytest.raises(ValueError, match="test="):
         difference_prediction("x", [1, 2], [3, 4], +1, "s", "d", test="anova")
+
+
+def test_contrast_reduces_to_welch_for_two_groups():
+    from ghostsing.experiments.predictions import contrast_prediction
+
+    rng = np.random.default_rng(9)
+    a, b = rng.normal(1.0, 0.5, 6), rng.normal(0.3, 2.0, 9)
+    c = contrast_prediction("c", [a, b], [1, -1], +1, "s", "d")
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert c.p_value == pytest.approx(ref.pvalue, rel=1e-12)
+    assert c.ci[0] == pytest.approx(ref.confidence_interval(0.95).low, rel=1e-12)
+    same = rng.normal(0, 1, 5)
+    z = contrast_prediction("z", [same, same, same, same], [1, -1, -1, 1], +1, "s", "d")
+    assert z.verdict != "holds" and z.effect == pytest.approx(0.0, abs=1e-12)

@@ -35,6 +35,7 @@ element-wise optimisers (SGD, Adam, RMSprop).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -276,7 +277,8 @@ class BatchedMLP(nn.Module):
     Parameters ``w_in (S,w,in)``, ``b_in (S,w)``, ``w_hid (S,depth-1,w,w)``, ``b_hid (S,depth-1,w)``,
     ``w_out (S,C,w)``, ``b_out (S,C)``.  ``forward(x)`` takes ``x`` of shape ``(S, B, in)`` (network
     ``s`` sees its own batch ``x[s]``) or ``(B, in)`` (the same batch for all) and returns ``(S, B, C)``.
-    Diagonal skips (none, identity, lowrank:k, scaled:alpha) may be mixed in one model.
+    Diagonal skips (none, identity, lowrank:k, scaled:alpha) may be mixed in one model, and so may
+    initialisations (``inits``: one per network, default ``cfg.init`` for all).
     """
 
     def __init__(
@@ -286,6 +288,7 @@ class BatchedMLP(nn.Module):
         skips: Sequence[str] | None = None,
         dtype: torch.dtype = torch.float32,
         device="cpu",
+        inits: Sequence[str] | None = None,
     ):
         super().__init__()
         seeds = [int(s) for s in seeds]
@@ -294,10 +297,17 @@ class BatchedMLP(nn.Module):
         skips = list(skips) if skips is not None else [cfg.skip] * len(seeds)
         if len(skips) != len(seeds):
             raise ValueError(f"{len(skips)} skips for {len(seeds)} seeds: give one skip per network")
-        self.cfg, self.seeds, self.skips = cfg, tuple(seeds), tuple(skips)
+        inits = list(inits) if inits is not None else [cfg.init] * len(seeds)
+        if len(inits) != len(seeds):
+            raise ValueError(f"{len(inits)} inits for {len(seeds)} seeds: give one init per network")
+        for i in inits:
+            if i not in INITS:
+                raise ValueError(f"init={i!r} is not one of {INITS}")
+        self.cfg, self.seeds, self.skips, self.inits = cfg, tuple(seeds), tuple(skips), tuple(inits)
         specs = [parse_skip(s) for s in skips]
         self.mode = _skip_mode(specs)
-        inits = [init_mlp_tensors(cfg, s, sk) for s, sk in zip(seeds, skips, strict=True)]
+        inits = [init_mlp_tensors(dataclasses.replace(cfg, init=i), s, sk)
+                 for s, sk, i in zip(seeds, skips, inits, strict=True)]
 
         def stack(fn):
             return nn.Parameter(
@@ -362,7 +372,7 @@ class BatchedMLP(nn.Module):
     def extract(self, s: int) -> MLP:
         """Network ``s`` as a stand-alone :class:`MLP` with its current weights."""
         cfg = MLPConfig(
-            self.cfg.depth, self.cfg.width, self.cfg.in_dim, self.cfg.n_classes, self.skips[s], self.cfg.init
+            self.cfg.depth, self.cfg.width, self.cfg.in_dim, self.cfg.n_classes, self.skips[s], self.inits[s]
         )
         net = MLP(cfg, self.seeds[s], dtype=self.w_in.dtype, device=self.w_in.device)
         ws = [(self.w_in[s], self.b_in[s])]

@@ -194,6 +194,7 @@ def fingerprint(model, cfg: TrainConfig, n_train: int, extra: dict | None = None
         "train": cfg.to_dict(),
         "seeds": list(getattr(model, "seeds", ())),
         "skips": list(getattr(model, "skips", ())),
+        "inits": list(getattr(model, "inits", ())),
         "n_params": sum(p.numel() for p in model.parameters()),
         "n_train": int(n_train),
         "extra": extra or {},

@@ -52,7 +52,7 @@ __all__ = [
     "VERDICTS", "VERDICT_RULES", "LEVEL", "Prediction", "decide", "verdict_from_ci", "bootstrap_ci",
     "mean_difference", "permutation_test_two", "sign_flip_test", "welch_test", "one_sample_t",
     "spearman_over_levels", "spearman_permutation_test", "difference_prediction", "one_group_prediction",
-    "spearman_prediction",
+    "spearman_prediction", "contrast_prediction",
 ]
 
 VERDICTS: tuple[str, ...] = ("holds", "fails", "inconclusive", "underpowered")
@@ -480,3 +480,46 @@ def spearman_prediction(
     det.update(details or {})
     return Prediction(name, verdict, rho, ci, int(min(g.size for g in gs)), statistic, description, sign,
                       det, test_name, p, level, reason)
+
+
+def contrast_prediction(
+    name: str,
+    groups: Sequence[Sequence[float]],
+    weights: Sequence[float],
+    sign: int,
+    statistic: str,
+    description: str,
+    *,
+    level: float = LEVEL,
+    details: Mapping[str, object] | None = None,
+) -> Prediction:
+    """Prediction on a linear contrast of independent group means, ``E = sum_j w_j mean(g_j)`` (e.g. an
+    interaction ``(a - b) - (c - d)``): Welch-Satterthwaite t test and t interval
+    (``se^2 = sum_j w_j^2 s_j^2 / n_j``, ``df = se^4 / sum_j (w_j^2 s_j^2 / n_j)^2 / (n_j - 1)``)."""
+    gs = [_clean(g) for g in groups]
+    if len(gs) != len(weights):
+        raise ValueError(f"{len(gs)} groups for {len(weights)} weights")
+    nan = float("nan")
+    ok = all(g.size >= 2 and np.all(np.isfinite(g)) for g in gs)
+    effect = float(sum(w * g.mean() for w, g in zip(weights, gs, strict=True))) if ok else nan
+    p, ci = nan, (nan, nan)
+    if ok:
+        terms = [w * w * g.var(ddof=1) / g.size for w, g in zip(weights, gs, strict=True)]
+        se2 = float(sum(terms))
+        if se2 > 0:
+            df = se2 ** 2 / sum(t * t / (g.size - 1) for t, g in zip(terms, gs, strict=True))
+            se = math.sqrt(se2)
+            p = float(2 * stats.t.sf(abs(effect) / se, df))
+            q = float(stats.t.ppf(0.975, df))
+            ci = (effect - q * se, effect + q * se)
+    if ok and _constant(*gs):
+        verdict, reason = "inconclusive", _CONSTANT_REASON
+    elif not ok:
+        verdict, reason = "inconclusive", "fewer than 2 finite seeds in a group"
+    else:
+        verdict, reason = decide(effect, ci, p, sign, level, 0.0)
+    det = {"weights": [float(w) for w in weights], "means": [float(g.mean()) if g.size else nan for g in gs],
+           "ci_method": "Welch-Satterthwaite t"}
+    det.update(details or {})
+    return Prediction(name, verdict, effect, ci, int(min(g.size for g in gs)), statistic, description, sign,
+                      det, "Welch t (contrast)", p, level, reason)

@@ -33,6 +33,17 @@ CATALOG: Mapping[str, tuple[str, str]] = MappingProxyType({
     "ghost-noise": ("ghostsing.experiments.ghosts", "simulation"),
     # one cell of the plateau phase diagram (the sweep sweeps/plateau.toml)
     "plateau-cell": ("ghostsing.experiments.plateau_cell", "simulation"),
+    # deep nets with and without skips (python -m ghostsing.deepcheck)
+    "skip-comparison": ("ghostsing.experiments.deep_skips", "deep"),
+    "dead-branches": ("ghostsing.experiments.deep_skips", "deep"),
+    "parker-hoang": ("ghostsing.experiments.deep_parker_hoang", "deep"),
+    # curvature checks of deep nets: Hessian spectra, null spaces, edge of stability, LLC, the bridge
+    "hessian": ("ghostsing.experiments.deep_curvature_hessian", "deep"),
+    "nullspace": ("ghostsing.experiments.deep_curvature_nullspace", "deep"),
+    "eos": ("ghostsing.experiments.deep_curvature_gd", "deep"),
+    "lowell": ("ghostsing.experiments.deep_curvature_gd", "deep"),
+    "slt": ("ghostsing.experiments.deep_curvature_slt", "deep"),
+    "bridge": ("ghostsing.experiments.deep_curvature_bridge", "deep"),
 })
 
 
