@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         law = SYMMETRIC_LAW
         ag = np.geomspace(max(a[a > 0].min(), 1e-4) / 1.5, law["kappa"] / law["z0"], 60)
         tau_law = (np.log(law["kappa"] / (ag * law["z0"])) / law["c"] + law["T0"]) / ag**2
+        keep = tau_law * ag**2 > 2.0  # the law's own range: alpha z0 below kappa, tau alpha^2 = O(1) beyond
+        ag, tau_law = ag[keep], tau_law[keep]
         ax.plot(ag, tau_law, "k--",
                 label=r"gradient flow $\tau\alpha^2 = c^{-1}\ln(\kappa/\alpha z_0) + T_0$")
         ax.set_xscale("log")
