@@ -13,8 +13,9 @@ saves and components of |y - y_ref|, p99_abs_err the 99th percentile over trajec
 worst, and max_abs_err_subset the worst over the first n_ref starts against scipy's DOP853 (the only
 measure of earlier versions of this benchmark).
 
-SIMD rows: integrate(simd=True), 16 trajectories per loop iteration in lock-step (simulate._lanes), with
-the generated flow_lanes_into / jacobian_lanes_into; the floor also reports their cost per state.
+SIMD rows: integrate(execution=Execution(simd=True)), 16 trajectories per loop iteration in lock-step
+(simulate._lanes), with the generated flow_lanes_into / jacobian_lanes_into; the floor also reports their cost
+per state.
 
 Timing is one core (numba.set_num_threads(1)) unless stated; per-trajectory cost = wall time / n, the
 fastest of --repeats (default 3) timed runs for the ghostsing and numbalsoda rows (the machine is shared;
@@ -24,8 +25,8 @@ Solvers too slow for all n trajectories run on fewer and their per-trajectory co
 linearly to n (marked "extrapolated" in the table): scipy solve_ivp on n_base, the explicit-only
 ghostsing runs (dopri5, dop853, dopri5 + converge stop) and numbalsoda DOP853 on n_slow.
 
-Global error: the best configuration with estimate_error=True and with error_target=1e-8 (their cost and
-the error a user then gets).
+Global error: the best configuration with Saves(estimate_error=True) and Saves(error_target=1e-8) (their
+cost and the error a user then gets).
 
 diffrax (optional anchor, never a dependency: pip install jax diffrax): the same flow printed to JAX by
 sympy.lambdify, jax.jit + jax.vmap over n_diffrax starts, float64, Dopri8 (steps onto the save times via
@@ -57,10 +58,14 @@ from scipy.integrate import solve_ivp
 
 from ghostsing import ModelSpec, __version__
 from ghostsing.analytic import codegen, derive
-from ghostsing.simulate import integrate
+from ghostsing.simulate import Execution, Saves, StiffnessSwitch, Stop, integrate
 
 RTOL, ATOL = 1e-8, 1e-10
 CONVERGE = (1e-9, 50.0)  # |grad L| < 1e-9 held for 50 time units
+STOP = Stop(grad_tol=CONVERGE[0], hold_time=CONVERGE[1])
+RODAS = StiffnessSwitch(method="rodas")
+RODAS5P = StiffnessSwitch(method="rodas5p")
+ONE_THREAD = Execution(threads=1, parallel=False)
 
 
 def _atomic_json(path: Path, obj: dict) -> None:
@@ -150,12 +155,12 @@ def paired_step_cost(f, P: int, samples: int = 30) -> dict:
     Y = np.random.default_rng(1).normal(scale=0.8, size=(100, P))
     te = np.array([0.0, 200.0])
     loop_flow(Y, 1)
-    integrate(f, Y[:2], te, method="dopri5", threads=1, parallel=False)
+    integrate(f, Y[:2], te, method="dopri5", execution=ONE_THREAD)
     fl, st, ev = [], [], []
     for _ in range(samples):
         fl.append(_timeit(lambda: loop_flow(Y, 50)) / (50 * len(Y)))
         t = time.perf_counter()
-        sol = integrate(f, Y, te, method="dopri5", threads=1, parallel=False)
+        sol = integrate(f, Y, te, method="dopri5", execution=ONE_THREAD)
         dt = time.perf_counter() - t
         st.append(dt / sol.n_accepted.sum())
         ev.append(dt / sol.nfev.sum())
@@ -216,12 +221,13 @@ def err_stats(y: np.ndarray, ref: dict) -> dict:
 REPEATS = 3  # timed runs per row (--repeats); the row reports the fastest (the machine is shared)
 
 
-def run_ours(f, Y, te, ref, label, threads=1, n_total=None, rtol=RTOL, atol=ATOL, repeats=None, **kw) -> dict:
-    integrate(f, Y[:2], te[:3], rtol=rtol, atol=atol, **kw)  # warm (compiled / cache loaded)
+def run_ours(f, Y, te, ref, label, threads=1, n_total=None, rtol=RTOL, atol=ATOL, repeats=None, simd=False,
+             **kw) -> dict:
+    integrate(f, Y[:2], te[:3], rtol=rtol, atol=atol, execution=Execution(simd=simd), **kw)  # warm (compiled)
     walls = []
     for _ in range(repeats or REPEATS):
         t = time.perf_counter()
-        sol = integrate(f, Y, te, rtol=rtol, atol=atol, threads=threads, **kw)
+        sol = integrate(f, Y, te, rtol=rtol, atol=atol, execution=Execution(threads=threads, simd=simd), **kw)
         walls.append(time.perf_counter() - t)
     wall = min(walls)
     n = len(Y)
@@ -482,19 +488,19 @@ def main(argv=None) -> int:
         ("dopri5", {"method": "dopri5"}),
         ("dop853", {"method": "dop853"}),
         ("rosenbrock (RODAS, exact J)", {"method": "rosenbrock", "jacobian": J}),
-        ("auto (DOPRI5 -> RODAS)", {"method": "auto", "jacobian": J, "stiff_method": "rodas"}),
-        ("auto853 (DOP853 -> RODAS)", {"method": "auto853", "jacobian": J, "stiff_method": "rodas"}),
+        ("auto (DOPRI5 -> RODAS)", {"method": "auto", "jacobian": J, "stiffness": RODAS}),
+        ("auto853 (DOP853 -> RODAS)", {"method": "auto853", "jacobian": J, "stiffness": RODAS}),
         ("rodas5p (Rodas5P, exact J)", {"method": "rodas5p", "jacobian": J}),
-        ("auto853 (DOP853 -> Rodas5P)", {"method": "auto853", "jacobian": J, "stiff_method": "rodas5p"}),
-        ("dopri5 + converge stop", {"method": "dopri5", "converge": CONVERGE}),
-        ("auto + converge stop", {"method": "auto", "jacobian": J, "stiff_method": "rodas",
-                                  "converge": CONVERGE}),
-        ("auto853 + converge stop", {"method": "auto853", "jacobian": J, "stiff_method": "rodas",
-                                     "converge": CONVERGE}),
+        ("auto853 (DOP853 -> Rodas5P)", {"method": "auto853", "jacobian": J, "stiffness": RODAS5P}),
+        ("dopri5 + converge stop", {"method": "dopri5", "stop": STOP}),
+        ("auto + converge stop", {"method": "auto", "jacobian": J, "stiffness": RODAS,
+                                  "stop": STOP}),
+        ("auto853 + converge stop", {"method": "auto853", "jacobian": J, "stiffness": RODAS,
+                                     "stop": STOP}),
         ("rodas5p SIMD (16 lanes)", {"method": "rodas5p", "simd": True}),
         ("auto853 SIMD (DOP853 -> Rodas5P, 16 lanes)", {"method": "auto853", "simd": True}),
-        ("auto853 -> Rodas5P + converge stop", {"method": "auto853", "jacobian": J, "stiff_method": "rodas5p",
-                                                "converge": CONVERGE}),
+        ("auto853 -> Rodas5P + converge stop", {"method": "auto853", "jacobian": J, "stiffness": RODAS5P,
+                                                "stop": STOP}),
     ]
     slow = ("dopri5", "dop853", "dopri5 + converge stop")  # ~10 ms per trajectory: run on n_slow
     for label, kw in configs:
@@ -507,7 +513,7 @@ def main(argv=None) -> int:
     # work-precision: the best adaptive configuration at looser tolerances
     for rt in (3e-9, 3e-8, 1e-7):
         row, _ = run_ours(f, Y, te, ref, "auto853 (DOP853 -> Rodas5P)", n_total=n, rtol=rt, atol=rt / 100,
-                          method="auto853", jacobian=J, stiff_method="rodas5p")
+                          method="auto853", jacobian=J, stiffness=RODAS5P)
         rows.append(row)
         print(f"  {row['solver']:<45s} {row['ms_per_traj']:8.3f} ms/traj  err {row['max_abs_err']:.1e}")
     for rt in (2e-9, 5e-9, 3e-8):
@@ -518,8 +524,8 @@ def main(argv=None) -> int:
 
     # global error: the best configuration with the estimate and with a target (what a user pays for them)
     best_kw = {"method": "auto853", "simd": True}
-    for label, extra in [("auto853 SIMD + estimate_error", {"estimate_error": True}),
-                         ("auto853 SIMD, error_target=1e-8", {"error_target": 1e-8})]:
+    for label, extra in [("auto853 SIMD + estimate_error", {"saves": Saves(estimate_error=True)}),
+                         ("auto853 SIMD, error_target=1e-8", {"saves": Saves(error_target=1e-8)})]:
         row, sol = run_ours(f, Y, te, ref, label, n_total=n, **best_kw, **extra)
         row["estimate_bounds_fraction"] = float(np.mean(
             sol.error_estimate >= np.max(np.abs(sol.y - ref_all), axis=(1, 2))))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ghostsing import ModelSpec
 from ghostsing.analytic import derive
-from ghostsing.simulate import integrate, log_grid
+from ghostsing.simulate import Execution, integrate, log_grid
 
 
 def main(argv=None) -> int:
@@ -33,14 +33,14 @@ def main(argv=None) -> int:
     Y = rng.normal(scale=0.5, size=(args.n, spec.n_params))
     te = log_grid(1e4, 50, t_first=1e-2)
     max_threads = numba.config.NUMBA_NUM_THREADS
-    integrate(f, Y[:4], te, method="auto853", threads=1)  # compile
-    integrate(f, Y[:4], te, method="auto853", threads=min(2, max_threads))
+    integrate(f, Y[:4], te, method="auto853", execution=Execution(threads=1))  # compile
+    integrate(f, Y[:4], te, method="auto853", execution=Execution(threads=min(2, max_threads)))
     times: dict[int, float] = {}
     for threads in sorted({1, min(2, max_threads)}):
         best = np.inf
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            sol = integrate(f, Y, te, method="auto853", threads=threads)
+            sol = integrate(f, Y, te, method="auto853", execution=Execution(threads=threads))
             best = min(best, time.perf_counter() - t0)
         times[threads] = best
         ok = (sol.status <= 1).mean()

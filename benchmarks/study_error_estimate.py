@@ -1,4 +1,4 @@
-"""Calibration of integrate(..., estimate_error=True) and of error_target on 2,000 starts.
+"""Calibration of Saves(estimate_error=True) and Saves(error_target=...) of integrate on 2,000 starts.
 
 Problem: the gradient flow of bench_integrators.py (two-unit erf teacher-student model with identity skips,
 ModelSpec(K=2, M=2, N=2, activation="erf", alpha=0.5), P = 6), theta0 ~ N(0, 0.8^2 I) with seed 7 (not the
@@ -35,7 +35,7 @@ from scipy.integrate import solve_ivp
 
 from ghostsing import ModelSpec, __version__
 from ghostsing.analytic import derive
-from ghostsing.simulate import integrate
+from ghostsing.simulate import Execution, Saves, integrate
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -43,9 +43,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 RTOL, ATOL = 1e-8, 1e-10
 TE = np.concatenate([[0.0], np.geomspace(0.1, 1e4, 21)])
 METHODS = {
-    "auto853 simd": {"method": "auto853", "simd": True},
+    "auto853 simd": {"method": "auto853", "execution": Execution(simd=True)},
     "auto853": {"method": "auto853"},
-    "rodas5p simd": {"method": "rodas5p", "simd": True},
+    "rodas5p simd": {"method": "rodas5p", "execution": Execution(simd=True)},
     "dopri5": {"method": "dopri5"},
 }
 TARGETS = {"auto853 simd": (1e-8, 1e-9), "dopri5": (1e-9,)}
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     print(f"load average at start: {os.getloadavg()}")
 
     ref, t_ref = timed(lambda: integrate(f, Y, TE, method="dop853", rtol=1e-13, atol=1e-15))
-    ref2 = integrate(f, Y, TE, method="rodas5p", rtol=1e-12, atol=1e-14, exact_saves=True)
+    ref2 = integrate(f, Y, TE, method="rodas5p", rtol=1e-12, atol=1e-14, saves=Saves(exact=True))
     ref_dis = traj_err(ref.y, ref2.y)
     print(f"reference: {t_ref:.1f} s; DOP853 1e-13 vs Rodas5P 1e-12: max {ref_dis.max():.2e}")
 
@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     for name, kw in METHODS.items():
         integrate(f, Y[:2], TE[:3], **kw)  # warm
         plain, t_plain = timed(lambda kw=kw: integrate(f, Y, TE, rtol=RTOL, atol=ATOL, **kw))
-        sol, t_est = timed(lambda kw=kw: integrate(f, Y, TE, rtol=RTOL, atol=ATOL, estimate_error=True, **kw))
+        sol, t_est = timed(lambda kw=kw: integrate(f, Y, TE, rtol=RTOL, atol=ATOL,
+                                                          saves=Saves(estimate_error=True), **kw))
         e = traj_err(sol.y, ref.y)
         est = sol.error_estimate
         r = est / e
@@ -103,7 +104,8 @@ def main(argv=None) -> int:
         }
         if name == "auto853":
             worst_idx = np.argsort(e)[-20:][::-1]
-            dop = integrate(f, Y[worst_idx], TE, rtol=RTOL, atol=ATOL, method="dop853", threads=2)
+            dop = integrate(f, Y[worst_idx], TE, rtol=RTOL, atol=ATOL, method="dop853",
+                            execution=Execution(threads=2))
             e_dop = traj_err(dop.y, ref.y[worst_idx])
             arg = np.argmax(np.max(np.abs(sol.y[worst_idx] - ref.y[worst_idx]), axis=2), axis=1)
             row["worst20"] = [{"index": int(i), "true_err": float(e[i]), "estimate": float(est[i]),
@@ -113,7 +115,8 @@ def main(argv=None) -> int:
         if name == "auto853 simd":
             results["_scatter"] = (e, est)
         for tg in TARGETS.get(name, ()):
-            s2, t_tg = timed(lambda kw=kw, tg=tg: integrate(f, Y, TE, rtol=RTOL, atol=ATOL, error_target=tg,
+            s2, t_tg = timed(lambda kw=kw, tg=tg: integrate(f, Y, TE, rtol=RTOL, atol=ATOL,
+                                                            saves=Saves(error_target=tg),
                                                             **kw))
             e2 = traj_err(s2.y, ref.y)
             used = s2.rtol_used
@@ -149,7 +152,7 @@ def main(argv=None) -> int:
     ax.set_ylim(lo, hi)
     ax.set_xlabel("true global error, max over saves |y - y_ref|")
     ax.set_ylabel("error_estimate")
-    ax.set_title("auto853, simd=True, rtol 1e-8: estimate vs true error", fontsize=10)
+    ax.set_title("auto853, Execution(simd=True), rtol 1e-8: estimate vs true error", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     png = a.out.with_suffix(".png")

@@ -119,12 +119,12 @@ def test_rhs_and_error_against_monte_carlo(K, M, act):
 
 
 # ----------------------------------------------------------------------------- linear networks
-def _linear_weight_flow(Q, R, T, v, A, lr, lr2, alphas):
+def _linear_weight_flow(Q, R, T, v, A, lr, lr2, times):
     """Independent path: gradient flow of the population loss in weight space for a linear network.
 
     With rows J_hat (K, d), B_hat (M, d) whose Gram matrices are Q, R, T, the student is
     w = v^T J_hat, the teacher w* = A^T B_hat, eps_g = |w - w*|^2 / 2, and the mean SGD update per unit
-    alpha is dJ_k/dalpha = -lr v_k (w - w*), dv_k/dalpha = -lr2 J_k . (w - w*).
+    of SGD time t = steps / N is dJ_k/dt = -lr v_k (w - w*), dv_k/dt = -lr2 J_k . (w - w*).
     """
     K, M = len(v), len(A)
     L = np.linalg.cholesky(np.block([[Q, R], [R.T, T]]))
@@ -138,9 +138,9 @@ def _linear_weight_flow(Q, R, T, v, A, lr, lr2, alphas):
 
     sol = solve_ivp(
         f,
-        (alphas[0], alphas[-1]),
+        (times[0], times[-1]),
         np.concatenate([J.ravel(), v]),
-        t_eval=alphas,
+        t_eval=times,
         method="DOP853",
         rtol=1e-11,
         atol=1e-13,
@@ -159,19 +159,19 @@ def test_linear_drift_is_weight_space_gradient_flow(K, M):
     Q, R, T, v, A = _random_state(rng, K, M)
     lr, lr2 = 0.3, 0.2
     ode = order_parameter_ode(K=K, M=M, activation="linear", lr=lr, lr2=lr2, A=A)
-    alphas = np.linspace(0.0, 8.0, 9)
+    times = np.linspace(0.0, 8.0, 9)
     p = ode.params
     p[2] = 0.0  # drop the lr^2 term: the small-lr limit is the gradient flow
     sol = solve_ivp(
         lambda t, y: ode.numba_rhs(np.concatenate((y, p))),
         (0, 8),
         ode.pack(Q, R, T, v),
-        t_eval=alphas,
+        t_eval=times,
         method="DOP853",
         rtol=1e-11,
         atol=1e-13,
     )
-    ref = _linear_weight_flow(Q, R, T, v, A, lr, lr2, alphas)
+    ref = _linear_weight_flow(Q, R, T, v, A, lr, lr2, times)
     for y, (Qr, Rr, vr, er) in zip(sol.y.T, ref, strict=True):
         Qo, Ro, To, vo = ode.unpack(y)
         np.testing.assert_allclose(Qo, Qr, atol=1e-8)
@@ -290,9 +290,9 @@ def test_numba_functions_run_in_the_simulate_integrator():
     ode = order_parameter_ode(2, 2, "erf", lr=0.5, A=A)
     y0 = ode.pack(Q, R, T, v)
     flow, loss = ode.numba_functions()
-    alphas = np.linspace(0.0, 20.0, 11)
-    sol = integrate(flow, y0, alphas, rtol=1e-10, atol=1e-12, loss=loss, method="dop853")
-    ref = ode.integrate(y0, alphas, rtol=1e-11, atol=1e-13)
+    times = np.linspace(0.0, 20.0, 11)
+    sol = integrate(flow, y0, times, rtol=1e-10, atol=1e-12, loss=loss, method="dop853")
+    ref = ode.integrate(y0, times, rtol=1e-11, atol=1e-13)
     assert sol.status[0] == 0
     np.testing.assert_allclose(sol.y[0], ref, atol=1e-8)
     np.testing.assert_allclose(sol.loss[0], [ode.generalisation_error(y) for y in ref], atol=1e-9)

@@ -1,10 +1,10 @@
 """Finite-N on-line / mini-batch SGD (Numba) against the order-parameter ODEs and the gradient flow.
 
 Agreement criterion (ODE vs SGD): each seed's ODE starts from that seed's exact initial order
-parameters; with ``d_s(alpha) = eps_SGD - eps_ODE`` for seed ``s``, the mean over the S seeds must lie in
-the band ``4 sd(d) / sqrt(S) + eps_ODE / sqrt(N)`` (seed spread plus an O(1/sqrt N) finite-size allowance)
-at every grid time.  Negative controls show the band is tight enough to fail: the ODE without its
-``lr^2`` terms, or with a 20% wrong rate, falls outside it.
+parameters; with ``d_s(t) = eps_SGD - eps_ODE`` (SGD time t = steps / N) for seed ``s``, the mean over the
+S seeds must lie in the band ``4 sd(d) / sqrt(S) + eps_ODE / sqrt(N)`` (seed spread plus an O(1/sqrt N)
+finite-size allowance) at every grid time.  Negative controls show the band is tight enough to fail: the
+ODE without its ``lr^2`` terms, or with a 20% wrong rate, falls outside it.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from scipy.integrate import solve_ivp
 
 from ghostsing.analytic.order_params import order_parameter_ode
 from ghostsing.models import ModelSpec
+from ghostsing.simulate import Status
 from ghostsing.simulate.sgd import online_sgd, online_sgd_spec
 
 N = 500
 SEEDS = range(8)
 
 
-def _ode_errors(ode, res, alphas, drop_lr2: bool = False) -> np.ndarray:
+def _ode_errors(ode, res, times, drop_lr2: bool = False) -> np.ndarray:
     p = ode.params
     if drop_lr2:
         p[2] = 0.0
@@ -30,9 +31,9 @@ def _ode_errors(ode, res, alphas, drop_lr2: bool = False) -> np.ndarray:
     for s in range(Y.shape[0]):
         sol = solve_ivp(
             lambda t, y: ode.numba_rhs(np.concatenate((y, p))),
-            (alphas[0], alphas[-1]),
+            (times[0], times[-1]),
             Y[s, 0],
-            t_eval=alphas,
+            t_eval=times,
             method="DOP853",
             rtol=1e-9,
             atol=1e-12,
@@ -49,7 +50,7 @@ def _worst_ratio(res, eg_ode) -> float:
 
 
 CASES = {
-    # K, M, activation, lr, batch, sigma, A, v0, alpha_max
+    # K, M, activation, lr, batch, sigma, A, v0, t_max
     "erf_K3_M2_both_layers": (3, 2, "erf", 0.5, 1, 0.0, (1.5, 0.7), (0.3, 0.3, 0.3), 20.0),
     "linear_K2_M2_noise": (2, 2, "linear", 0.5, 1, 0.3, (1.0, 1.0), (1.0, 1.0), 12.0),
     "linear_K2_M2_minibatch4": (2, 2, "linear", 0.8, 4, 0.0, (1.0, 1.0), (1.0, 1.0), 6.0),
@@ -58,13 +59,13 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_sgd_follows_order_parameter_ode(case):
-    K, M, act, lr, batch, sigma, A, v0, amax = CASES[case]
-    alphas = np.linspace(0.0, amax, 13)
+    K, M, act, lr, batch, sigma, A, v0, t_max = CASES[case]
+    times = np.linspace(0.0, t_max, 13)
     res = online_sgd(
         K,
         M,
         N,
-        alphas,
+        times,
         activation=act,
         lr=lr,
         sigma=sigma,
@@ -74,20 +75,20 @@ def test_sgd_follows_order_parameter_ode(case):
         batch_size=batch,
         init_std=0.5,
     )
-    assert np.all(res.status == 0)
+    assert np.all(res.status == Status.OK)
     ode = order_parameter_ode(K, M, act, lr=lr, sigma=sigma, A=A, batch_size=batch)
-    eg_ode = _ode_errors(ode, res, alphas)
+    eg_ode = _ode_errors(ode, res, times)
     assert _worst_ratio(res, eg_ode) <= 1.0
     assert res.eg.mean(0)[-1] < 0.2 * res.eg.mean(0)[0]  # it learns
     # negative control: without the lr^2 terms the ODE misses the SGD curve
-    assert _worst_ratio(res, _ode_errors(ode, res, alphas, drop_lr2=True)) > 2.0
+    assert _worst_ratio(res, _ode_errors(ode, res, times, drop_lr2=True)) > 2.0
     if act == "erf":
         wrong = order_parameter_ode(K, M, act, lr=0.8 * lr, lr2=lr, sigma=sigma, A=A, batch_size=batch)
-        assert _worst_ratio(res, _ode_errors(wrong, res, alphas)) > 2.0
+        assert _worst_ratio(res, _ode_errors(wrong, res, times)) > 2.0
 
 
 def test_recorded_order_parameters_and_teacher():
-    """Q, R, T, v at alpha = 0 are those of the given initial weights and teacher; eps_g of a student
+    """Q, R, T, v at t = 0 are those of the given initial weights and teacher; eps_g of a student
     that copies the teacher is 0."""
     rng = np.random.default_rng(0)
     J0, B = rng.standard_normal((3, 40)), rng.standard_normal((2, 40))
@@ -176,9 +177,14 @@ def test_kernel_matches_numpy_replay(act, batch, sigma):
 
 
 def test_nonfinite_run_is_flagged():
+    """A diverging run ends with Status.NON_FINITE, the code the integrators use for a blow-up (one
+    enumeration: 1 means CONVERGED everywhere, never "non-finite")."""
     res = online_sgd(2, 2, 50, np.linspace(0, 40, 5), activation="linear", lr=30.0, seeds=[0, 1])
-    assert np.all(res.status == 1)
+    assert np.all(res.status == Status.NON_FINITE) and Status.NON_FINITE != Status.CONVERGED
     assert np.isnan(res.eg[:, -1]).all()
+    spec = ModelSpec(K=2, M=2, N=3, activation="linear", alpha=0.5)
+    blown = online_sgd_spec(spec, 3.0 * np.ones(spec.n_params), [0.0, 5e3], lr=5.0, seeds=[0])
+    assert blown.status.tolist() == [Status.NON_FINITE] and np.isnan(blown.theta[0, -1]).all()
 
 
 @pytest.mark.parametrize(
@@ -195,8 +201,8 @@ def test_nonfinite_run_is_flagged():
         ({"activation": "relu"}, ValueError, "relu"),
         ({"seeds": []}, ValueError, "seeds"),
         ({"seeds": [-1]}, ValueError, "seeds"),
-        ({"alphas": [0.0, float("inf")]}, ValueError, "grid"),
-        ({"alphas": [0.0, 1.0, 1.0]}, ValueError, "grid"),
+        ({"times": [0.0, float("inf")]}, ValueError, "grid"),
+        ({"times": [0.0, 1.0, 1.0]}, ValueError, "grid"),
         ({"A": (1.0, np.nan)}, ValueError, "A"),
         ({"J0": np.zeros((3, 20))}, ValueError, "J0"),
         ({"B": np.ones((2, 19))}, ValueError, "B"),
@@ -204,7 +210,7 @@ def test_nonfinite_run_is_flagged():
     ],
 )
 def test_bad_arguments(kwargs, exc, word):
-    args = {"K": 2, "M": 2, "N": 20, "alphas": [0.0, 1.0], "activation": "linear", "lr": 0.1}
+    args = {"K": 2, "M": 2, "N": 20, "times": [0.0, 1.0], "activation": "linear", "lr": 0.1}
     args.update(kwargs)
     with pytest.raises(exc, match=word):
         online_sgd(**args)
@@ -221,7 +227,7 @@ def test_spec_sgd_follows_gradient_flow():
     theta0 = np.array([0.6, 0.4, 0.5, -0.3, 0.2, -0.4, 0.6, 0.1])
     times = np.linspace(0.0, 2.0, 5)
     res = online_sgd_spec(spec, theta0, times, lr=2e-3, seeds=range(16))
-    assert np.all(res.status == 0)
+    assert np.all(res.status == Status.OK)
     ref = solve_ivp(lambda t, y: flow(y), (0, 2.0), theta0, t_eval=times, rtol=1e-10, atol=1e-12).y.T
     mean = res.theta.mean(0)
     se = res.theta.std(0, ddof=1) / np.sqrt(16)

@@ -8,14 +8,14 @@ import pytest
 from numba import njit
 from sim_flows import quad_flow_into, quad_jac, rot_exact, rot_flow, stiff_flow, stiff_jac_into
 
-from ghostsing.simulate import Status, integrate
+from ghostsing.simulate import Saves, Status, StepControl, StiffnessSwitch, Stop, integrate
 
 Y0 = np.array([1.0, 0.5])
 T_END = 2.0
 
 
 def _fixed_error(method: str, h: float) -> float:
-    sol = integrate(rot_flow, Y0, [0.0, T_END], method=method, step=h)
+    sol = integrate(rot_flow, Y0, [0.0, T_END], method=method, control=StepControl(fixed_step=h))
     assert sol.status[0] == Status.OK
     return float(np.max(np.abs(sol.y[0, -1] - rot_exact(T_END, Y0))))
 
@@ -36,7 +36,7 @@ def test_fixed_step_global_error_order(method, order, steps):
 def test_fixed_step_counts_and_lands_on_save_times():
     """Fixed steps are clipped to hit every save time exactly: h = 0.3 with saves at 0, 1, 2 takes
     ceil(1/0.3) = 4 steps per unit interval (8 in all), 4 right-hand sides each for RK4."""
-    sol = integrate(rot_flow, Y0, [0.0, 1.0, 2.0], method="rk4", step=0.3)
+    sol = integrate(rot_flow, Y0, [0.0, 1.0, 2.0], method="rk4", control=StepControl(fixed_step=0.3))
     assert sol.n_accepted[0] == 8
     assert sol.nfev[0] == 1 + 8 * 4
     # the same step sequence (0.3, 0.3, 0.3, 0.1 twice) in a plain NumPy RK4
@@ -69,7 +69,8 @@ def test_adaptive_tolerance_proportionality(method):
     errs = []
     for rt in rtols:
         exact = False if method == "dop853-dense" else None
-        sol = integrate(rot_flow, Y0, te, rtol=rt, atol=rt / 100, method=method[:6], exact_saves=exact)
+        sol = integrate(rot_flow, Y0, te, rtol=rt, atol=rt / 100, method=method[:6],
+                        saves=Saves(exact=exact))
         assert sol.status[0] == Status.OK
         errs.append(np.max(np.abs(sol.y[0] - ref)))
     errs = np.array(errs)
@@ -143,7 +144,7 @@ def test_auto_switches_to_stiff_method_and_stays_accurate(method):
     te = np.linspace(0.0, 10.0, 11)
     exact = np.stack([np.exp(-te), np.exp(-1e4 * te)], axis=1)
     au = integrate(stiff_flow, y0, te, method=method, jacobian=stiff_jac_into, rtol=1e-8, atol=1e-10,
-                   stiff_method=stiff or "rodas")
+                   stiffness=StiffnessSwitch(method=stiff or "rodas"))
     dp = integrate(stiff_flow, y0, te, method="dopri5", rtol=1e-8, atol=1e-10)
     assert au.status[0] == Status.OK
     assert np.isfinite(au.t_stiff[0]) and au.t_stiff[0] < 0.1
@@ -156,7 +157,8 @@ def test_convergence_stop_time_and_state():
     grad_tol = 1e-6 and hold 5 the stop comes at ln(1e6) + 5 ~ 18.8 (to within one step), status
     CONVERGED, and the later saves repeat the stop state, which is within grad_tol of the minimum."""
     te = np.linspace(0.0, 100.0, 101)
-    sol = integrate(quad_flow_into, Y0, te, rtol=1e-10, atol=1e-12, converge=(1e-6, 5.0), loss=None)
+    sol = integrate(quad_flow_into, Y0, te, rtol=1e-10, atol=1e-12, stop=Stop(grad_tol=1e-6, hold_time=5.0),
+                    loss=None)
     assert sol.status[0] == Status.CONVERGED
     t_cross = np.log(1e6)  # y1 term is e^{-4t}-small by then
     assert t_cross + 5.0 <= sol.t_stop[0] < t_cross + 5.0 + 1.5
@@ -167,14 +169,16 @@ def test_convergence_stop_time_and_state():
     exact = np.stack([np.exp(-te[before]), 0.5 * np.exp(-4 * te[before])], axis=1)
     assert np.max(np.abs(sol.y[0, before] - exact)) < 1e-9
     # the same run with the stiff method and the Jacobian stops at the same place
-    ro = integrate(quad_flow_into, Y0, te, method="rosenbrock", jacobian=quad_jac, converge=(1e-6, 5.0))
+    ro = integrate(quad_flow_into, Y0, te, method="rosenbrock", jacobian=quad_jac,
+                   stop=Stop(grad_tol=1e-6, hold_time=5.0))
     assert ro.status[0] == Status.CONVERGED and abs(ro.t_stop[0] - sol.t_stop[0]) < 2.0
 
 
 def test_euler_is_gradient_descent():
     """Euler with step h is gradient descent with rate h: the saved states equal the explicit loop."""
     h, k = 0.05, 40
-    sol = integrate(quad_flow_into, Y0, np.arange(k + 1) * h, method="euler", step=h)
+    sol = integrate(quad_flow_into, Y0, np.arange(k + 1) * h, method="euler",
+                    control=StepControl(fixed_step=h))
     y = Y0.copy()
     out = [y.copy()]
     for _ in range(k):

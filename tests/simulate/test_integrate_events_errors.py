@@ -8,7 +8,7 @@ import pytest
 from numba import njit
 from sim_flows import blowup_flow, nan_flow, quad_flow_into, quad_jac, quad_loss, radius, rot_flow
 
-from ghostsing.simulate import Event, Status, integrate
+from ghostsing.simulate import Event, Status, StepControl, Stop, integrate
 
 Y0 = np.array([1.0, 0.5])
 
@@ -65,7 +65,8 @@ def test_events_in_fixed_step_mode(method):
     """Fixed-step methods locate events on a cubic Hermite interpolant: within the method's own error
     (RK4, h = 0.01: 1e-6; Euler is compared with its own discrete trajectory's crossing)."""
     h = 0.01
-    sol = integrate(quad_flow_into, Y0, [0.0, 5.0], method=method, step=h, events=[Event([0.5], fn=radius)])
+    sol = integrate(quad_flow_into, Y0, [0.0, 5.0], method=method, control=StepControl(fixed_step=h),
+                    events=[Event([0.5], fn=radius)])
     t_ex = _root(lambda t: np.hypot(np.exp(-t), 0.5 * np.exp(-4 * t)) - 0.5, 0.0, 10.0)
     if method == "rk4":
         assert abs(sol.events[0][0, 0] - t_ex) < 1e-6
@@ -91,7 +92,7 @@ def test_blow_up_is_flagged(method):
     """y' = y^2, y(0) = 1 blows up at t = 1: status is NON_FINITE or STEP_TOO_SMALL (never OK), saves
     before the blow-up are 1/(1 - t), saves after it are NaN, and the stop is at t = 1 (to 2e-3)."""
     te = np.array([0.0, 0.5, 0.9, 1.5, 2.0])
-    kw = {"step": 1e-3} if method == "rk4" else {}
+    kw = {"control": StepControl(fixed_step=1e-3)} if method == "rk4" else {}
     sol = integrate(blowup_flow, np.array([1.0]), te, method=method, **kw)
     assert sol.status[0] in (Status.NON_FINITE, Status.STEP_TOO_SMALL)
     np.testing.assert_allclose(sol.y[0, :3, 0], 1 / (1 - te[:3]), rtol=1e-6)
@@ -108,7 +109,7 @@ def test_nan_right_hand_side_is_flagged():
 
 
 def test_max_steps_is_flagged():
-    sol = integrate(rot_flow, Y0, [0.0, 100.0], max_steps=10)
+    sol = integrate(rot_flow, Y0, [0.0, 100.0], stop=Stop(max_steps=10))
     assert sol.status[0] == Status.MAX_STEPS and np.isnan(sol.y[0, -1, 0])
 
 
@@ -135,20 +136,19 @@ def three_args(y, out, z):
         ({"theta0": np.zeros((2, 2, 2))}, ValueError, "theta0"),
         ({"theta0": np.zeros((0, 2))}, ValueError, "theta0"),
         ({"method": "rk23"}, ValueError, "method"),
-        ({"method": "rk4"}, ValueError, "step"),
+        ({"method": "rk4"}, ValueError, "fixed_step"),
         ({"method": "rosenbrock"}, ValueError, "jacobian"),
-        ({"method": "rosenbrock", "jacobian": quad_jac, "step": 0.1}, ValueError, "fixed-step"),
+        ({"method": "rosenbrock", "jacobian": quad_jac, "control": StepControl(fixed_step=0.1)}, ValueError,
+         "fixed_step"),
         ({"method": "rodas5p"}, ValueError, "jacobian"),
-        ({"method": "rodas5p", "jacobian": quad_jac, "step": 0.1}, ValueError, "fixed-step"),
-        ({"method": "auto", "jacobian": quad_jac, "stiff_method": "radau"}, ValueError, "stiff_method"),
-        ({"step": -0.1}, ValueError, "step"),
+        ({"method": "rodas5p", "jacobian": quad_jac, "control": StepControl(fixed_step=0.1)}, ValueError,
+         "fixed_step"),
         ({"t0": 1.0, "t_eval": [0.0, 1.0]}, ValueError, "t0"),
-        ({"converge": (0.0, 1.0)}, ValueError, "converge"),
-        ({"converge": 1e-6}, ValueError, "converge"),
-        ({"max_steps": 0}, ValueError, "max_steps"),
-        ({"threads": 0}, ValueError, "threads"),
         ({"flow": rot_flow, "theta0": np.zeros(3)}, ValueError, "returned shape"),
-        ({"stiff_switch": (1.0,)}, ValueError, "stiff_switch"),
+        ({"stop": (1e-6, 1.0)}, TypeError, "allowed: a Stop"),
+        ({"converge": (1e-6, 1.0)}, TypeError, r"stop=Stop\(grad_tol"),
+        ({"step": 0.1}, TypeError, r"control=StepControl\(fixed_step"),
+        ({"bogus": 1}, TypeError, "unexpected keyword"),
         ({"flow": py_flow}, TypeError, "Numba"),
         ({"flow": three_args}, TypeError, "arguments"),
         ({"events": [Event([0.1])]}, ValueError, "loss"),

@@ -1,5 +1,6 @@
-"""integrate(..., estimate_error=True) and error_target: a per-trajectory estimate of the largest global
-error over the saves, and re-integration of the trajectories whose estimate exceeds a target.
+"""integrate(..., saves=Saves(estimate_error=True)) and Saves(error_target=...): a per-trajectory estimate of
+the largest global error over the saves, and re-integration of the trajectories whose estimate exceeds a
+target.
 
 Independent checks: the closed-form solution of a damped rotation, and scipy's DOP853 at rtol 1e-12 on
 the generated erf model, on starts that pass near a saddle of the plateau (where the global error is
@@ -14,7 +15,7 @@ from numba import njit
 from scipy.integrate import solve_ivp
 from sim_flows import rot_exact, rot_flow
 
-from ghostsing.simulate import Status, integrate
+from ghostsing.simulate import Execution, Saves, Status, StepControl, integrate
 from ghostsing.simulate.integrate import ESTIMATE_SAFETY, pair_error_estimate
 
 TE = np.concatenate([[0.0], np.geomspace(0.1, 1e4, 21)])
@@ -45,7 +46,7 @@ def test_estimate_bounds_the_true_error_on_the_model(hard_case):
     """The estimate is at least the true error and at most 10x it, on saddle passages and ordinary
     starts alike; the saddle start's error is far above the tolerance (what local control misses)."""
     f, Y, ref = hard_case
-    sol = integrate(f, Y, TE, method="auto853", estimate_error=True)
+    sol = integrate(f, Y, TE, method="auto853", saves=Saves(estimate_error=True))
     e = _true_err(sol.y, ref)
     assert e[0] > 1e-7  # 100x rtol: the case the estimate is for
     assert np.all(sol.error_estimate >= e)
@@ -59,14 +60,15 @@ def test_estimate_bounds_the_true_error_on_the_model(hard_case):
 def test_error_target_is_met_on_the_model(hard_case):
     """error_target=1e-8: the saddle start is re-integrated tighter and every true error meets it."""
     f, Y, ref = hard_case
-    sol = integrate(f, Y, TE, method="auto853", simd=True, error_target=1e-8)
+    sol = integrate(f, Y, TE, method="auto853", execution=Execution(simd=True),
+                    saves=Saves(error_target=1e-8))
     e = _true_err(sol.y, ref)
     assert np.all(e <= 1e-8)
     assert sol.rtol_used[0] <= 1e-9  # the saddle start needed at least one decade
     assert np.all(sol.error_estimate <= 1e-8 / 3)
     assert np.all(sol.status == Status.OK)
     # a re-integrated row is the tighter run's solution, with its work counters
-    tight = integrate(f, Y[:1], TE, method="auto853", simd=True, rtol=sol.rtol_used[0],
+    tight = integrate(f, Y[:1], TE, method="auto853", execution=Execution(simd=True), rtol=sol.rtol_used[0],
                       atol=1e-10 * sol.rtol_used[0] / 1e-8)
     np.testing.assert_array_equal(sol.y[0], tight.y[0])
     assert sol.n_accepted[0] == tight.n_accepted[0]
@@ -80,7 +82,8 @@ def test_estimate_against_closed_form(method):
     exact = np.array([[rot_exact(t, y) for t in te] for y in y0])
     for rtol in (1e-6, 1e-9):
         kw = {"jacobian": _rot_jac} if method == "rodas5p" else {}
-        sol = integrate(rot_flow, y0, te, method=method, rtol=rtol, atol=rtol * 1e-2, estimate_error=True,
+        sol = integrate(rot_flow, y0, te, method=method, rtol=rtol, atol=rtol * 1e-2,
+                        saves=Saves(estimate_error=True),
                         **kw)
         r = sol.error_estimate / _true_err(sol.y, exact)
         assert np.all((r >= 1.0) & (r <= 10.0)), (method, rtol, r)
@@ -107,18 +110,15 @@ def test_error_target_warns_when_out_of_reach():
     """A target below what float64 allows cannot be met: a RuntimeWarning says so."""
     y0 = np.array([1.0, 0.5])
     with pytest.warns(RuntimeWarning, match="error_target=1e-30"):
-        sol = integrate(rot_flow, y0, [0.0, 1.0, 2.0], rtol=1e-6, error_target=1e-30)
+        sol = integrate(rot_flow, y0, [0.0, 1.0, 2.0], rtol=1e-6, saves=Saves(error_target=1e-30))
     assert sol.rtol_used[0] < 1e-6
 
 
 @pytest.mark.parametrize(("kw", "exc", "match"), [
-    ({"error_target": 0.0}, ValueError, "error_target=0.0"),
-    ({"error_target": -1e-8}, ValueError, "error_target=-1e-08"),
-    ({"error_target": float("nan")}, ValueError, "error_target=nan"),
-    ({"error_target": "small"}, TypeError, "error_target='small'"),
-    ({"estimate_error": "yes"}, TypeError, "estimate_error='yes'"),
-    ({"estimate_error": True, "method": "rk4", "step": 0.1}, ValueError, "fixed step"),
-    ({"estimate_error": True, "step": 0.1}, ValueError, "fixed step"),
+    ({"saves": Saves(estimate_error=True), "method": "rk4", "control": StepControl(fixed_step=0.1)},
+     ValueError, "fixed step"),
+    ({"saves": Saves(estimate_error=True), "control": StepControl(fixed_step=0.1)}, ValueError, "fixed step"),
+    ({"estimate_error": True}, TypeError, r"saves=Saves\(estimate_error"),
 ])
 def test_bad_arguments(kw, exc, match):
     with pytest.raises(exc, match=match):

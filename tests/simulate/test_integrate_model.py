@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from ghostsing.simulate import Event, Status, integrate
+from ghostsing.simulate import Event, Execution, Saves, Status, StepControl, StiffnessSwitch, integrate
 
 RTOL, ATOL = 1e-8, 1e-10
 TE = np.array([0.0, 1.0, 10.0, 100.0, 1000.0])
@@ -36,7 +36,8 @@ def test_states_at_t1000_match_scipy_dop853(erf_model, erf_starts, reference, me
     start, as scipy's is: see test_dop853_is_scipys_dop853.)"""
     _, f = erf_model
     meth, _, stiff = method.partition("+")
-    sol = integrate(f, erf_starts, TE, rtol=RTOL, atol=ATOL, method=meth, stiff_method=stiff or "rodas")
+    sol = integrate(f, erf_starts, TE, rtol=RTOL, atol=ATOL, method=meth,
+                    stiffness=StiffnessSwitch(method=stiff or "rodas"))
     assert np.all(sol.status == Status.OK)
     if stiff:
         assert np.all(np.isfinite(sol.t_stiff)), "the auto run never switched: the stiff method is untested"
@@ -51,7 +52,7 @@ def test_dop853_is_scipys_dop853(erf_model, erf_starts, reference):
     and at every save ours and scipy's at the same rtol differ by < 5 tolerance units."""
     _, f = erf_model
     y0 = erf_starts[3]
-    ours = integrate(f, y0, TE, rtol=RTOL, atol=ATOL, method="dop853", exact_saves=False)
+    ours = integrate(f, y0, TE, rtol=RTOL, atol=ATOL, method="dop853", saves=Saves(exact=False))
     r = solve_ivp(lambda t, y: f.flow(y), (0.0, TE[-1]), y0, method="DOP853", t_eval=TE, rtol=RTOL, atol=ATOL)
     e_ours = np.abs(ours.y[0, 3] - reference[3, 3])
     e_scipy = np.abs(r.y.T[3] - reference[3, 3])
@@ -80,9 +81,10 @@ def test_wrong_parameter_count_for_model_raises(erf_model):
 def test_parallel_equals_serial_and_threads(erf_model, erf_starts):
     """The prange driver (any thread count) returns exactly the serial results."""
     _, f = erf_model
-    s = integrate(f, erf_starts, TE, parallel=False)
-    p = integrate(f, erf_starts, TE, parallel=True, threads=min(2, numba.config.NUMBA_NUM_THREADS))
-    p1 = integrate(f, erf_starts, TE, parallel=True, threads=1)
+    s = integrate(f, erf_starts, TE, execution=Execution(parallel=False))
+    p = integrate(f, erf_starts, TE,
+                  execution=Execution(parallel=True, threads=min(2, numba.config.NUMBA_NUM_THREADS)))
+    p1 = integrate(f, erf_starts, TE, execution=Execution(parallel=True, threads=1))
     np.testing.assert_array_equal(s.y, p.y)
     np.testing.assert_array_equal(s.y, p1.y)
     np.testing.assert_array_equal(s.nfev, p.nfev)
@@ -125,7 +127,8 @@ def test_euler_matches_gradient_descent_on_model(erf_model, erf_starts):
     """Euler with step eta equals the discrete gradient-descent loop theta <- theta + eta f.flow(theta)."""
     _, f = erf_model
     eta, k = 0.1, 50
-    sol = integrate(f.flow, erf_starts[:2], np.arange(k + 1) * eta, method="euler", step=eta)
+    sol = integrate(f.flow, erf_starts[:2], np.arange(k + 1) * eta, method="euler",
+                    control=StepControl(fixed_step=eta))
     for i in range(2):
         th = erf_starts[i].copy()
         for _ in range(k):

@@ -1,5 +1,5 @@
-"""integrate(..., simd=True): 16 trajectories per iteration in lock-step, Rodas5P alone or DOP853 then
-Rodas5P (auto853, a queue between two groups of lanes).
+"""integrate(..., execution=Execution(simd=True)): 16 trajectories per iteration in lock-step, Rodas5P
+alone or DOP853 then Rodas5P (auto853, a queue between two groups of lanes).
 
 Independent checks: scipy's DOP853 at rtol 1e-12 (accuracy), the scalar methods (same algorithms: the
 same accepted and rejected step counts, switch times and states to rounding), and the status rules."""
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from ghostsing.simulate import Event, Status, integrate
+from ghostsing.simulate import Event, Execution, Saves, Status, StiffnessSwitch, Stop, integrate
 
 TE = np.array([0.0, 0.5, 3.0, 30.0, 300.0, 1000.0])
 
@@ -25,15 +25,16 @@ def starts(erf_model):
 # the scalar auto853 may switch back to DOP853 (h ||J|| < 1.5 x 1.8 for 10 steps); the SIMD driver
 # does not, so the comparison turns the switch back off (down = 0)
 SCALAR_KW = {"rodas5p": {"method": "rodas5p"},
-             "rodas5p-exact": {"method": "rodas5p", "exact_saves": True},
-             "auto853": {"method": "auto853", "stiff_switch": (2.5, 0.0)}}
+             "rodas5p-exact": {"method": "rodas5p", "saves": Saves(exact=True)},
+             "auto853": {"method": "auto853", "stiffness": StiffnessSwitch(up=2.5, down=0.0)}}
+SIMD = Execution(simd=True)
 
 
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("method", list(SCALAR_KW))
 def test_simd_is_the_scalar_method(erf_model, starts, parallel, method):
     _, f = erf_model
-    a = integrate(f, starts, TE, simd=True, parallel=parallel, **SCALAR_KW[method])
+    a = integrate(f, starts, TE, execution=Execution(simd=True, parallel=parallel), **SCALAR_KW[method])
     b = integrate(f, starts, TE, **SCALAR_KW[method])
     assert np.all(a.status == Status.OK)
     np.testing.assert_array_equal(a.n_accepted, b.n_accepted)
@@ -58,7 +59,7 @@ def test_simd_matches_scipy_dop853(erf_model, starts, method):
     """|y - y_ref| <= 20 (rtol |y_ref| + atol) at every save, as for the scalar methods."""
     _, f = erf_model
     rtol, atol = 1e-8, 1e-10
-    sol = integrate(f, starts[:6], TE, method=method, simd=True, rtol=rtol, atol=atol)
+    sol = integrate(f, starts[:6], TE, method=method, execution=SIMD, rtol=rtol, atol=atol)
     for k, y0 in enumerate(starts[:6]):
         r = solve_ivp(lambda t, y: f.flow(y), (0.0, TE[-1]), y0, method="DOP853", t_eval=TE,
                       rtol=1e-12, atol=1e-14)
@@ -68,22 +69,23 @@ def test_simd_matches_scipy_dop853(erf_model, starts, method):
 
 def test_simd_statuses_and_fewer_states_than_lanes(erf_model, starts):
     """Non-finite and blown-up rows are flagged at once, the others are integrated (3 states < 16
-    lanes); the step budget gives MAX_STEPS with NaN after the stop; converge= stops as in scalar."""
+    lanes); the step budget gives MAX_STEPS with NaN after the stop; Stop(grad_tol=...) stops as in scalar."""
     _, f = erf_model
     y0 = np.vstack([starts[:2], [np.nan] * 6, 1e120 * np.ones(6)])
-    sol = integrate(f, y0, TE, method="rodas5p", simd=True)
+    sol = integrate(f, y0, TE, method="rodas5p", execution=SIMD)
     assert list(sol.status) == [Status.OK, Status.OK, Status.NON_FINITE, Status.NON_FINITE]
     assert np.all(np.isnan(sol.y[2:, 1:]))
     ref = integrate(f, starts[:2], TE, method="rodas5p")
     np.testing.assert_allclose(sol.y[:2], ref.y, rtol=0, atol=1e-11)
 
-    capped = integrate(f, starts[:20], TE, method="rodas5p", simd=True, max_steps=15)
+    capped = integrate(f, starts[:20], TE, method="rodas5p", execution=SIMD, stop=Stop(max_steps=15))
     assert np.all(capped.status == Status.MAX_STEPS)
     assert np.all(capped.n_accepted + capped.n_rejected == 15)
     assert np.all(np.isnan(capped.y[:, -1]))
 
-    kw = {"method": "auto853", "stiff_switch": (2.5, 0.0), "converge": (1e-4, 5.0)}
-    a = integrate(f, starts[:20], TE, simd=True, **kw)
+    kw = {"method": "auto853", "stiffness": StiffnessSwitch(up=2.5, down=0.0),
+          "stop": Stop(grad_tol=1e-4, hold_time=5.0)}
+    a = integrate(f, starts[:20], TE, execution=SIMD, **kw)
     b = integrate(f, starts[:20], TE, **kw)
     np.testing.assert_array_equal(a.status, b.status)
     assert np.any(a.status == Status.CONVERGED)
@@ -97,18 +99,21 @@ def test_simd_statuses_and_fewer_states_than_lanes(erf_model, starts):
 
 def test_simd_bad_arguments(erf_model, starts):
     _, f = erf_model
-    with pytest.raises(ValueError, match="allowed: rodas5p, auto853"):
-        integrate(f, starts[:2], TE, method="dopri5", simd=True)
-    with pytest.raises(ValueError, match="stiff_method"):
-        integrate(f, starts[:2], TE, method="auto853", stiff_method="rodas", simd=True)
-    with pytest.raises(ValueError, match="exact_saves=False"):
-        integrate(f, starts[:2], TE, method="auto853", simd=True, exact_saves=False)
+    with pytest.raises(ValueError, match="allowed: auto853, rodas5p"):
+        integrate(f, starts[:2], TE, method="dopri5", execution=SIMD)
+    with pytest.raises(ValueError, match="StiffnessSwitch"):
+        integrate(f, starts[:2], TE, method="auto853", stiffness=StiffnessSwitch(method="rodas"),
+                  execution=SIMD)
+    with pytest.raises(ValueError, match="exact=False"):
+        integrate(f, starts[:2], TE, method="auto853", execution=SIMD, saves=Saves(exact=False))
     with pytest.raises(ValueError, match="compiled model"):
-        integrate(f.flow_into, starts[:2], TE, method="rodas5p", jacobian=f.jacobian_into, simd=True)
+        integrate(f.flow_into, starts[:2], TE, method="rodas5p", jacobian=f.jacobian_into, execution=SIMD)
     with pytest.raises(ValueError, match="events"):
-        integrate(f, starts[:2], TE, method="rodas5p", simd=True, events=[Event([0.01])])
-    with pytest.raises(TypeError, match="simd="):
-        integrate(f, starts[:2], TE, method="rodas5p", simd="yes")
+        integrate(f, starts[:2], TE, method="rodas5p", execution=SIMD, events=[Event([0.01])])
+    with pytest.raises(ValueError, match="simd='yes'"):
+        Execution(simd="yes")
+    with pytest.raises(TypeError, match=r"execution=Execution\(simd"):
+        integrate(f, starts[:2], TE, method="rodas5p", simd=True)
 
 
 def test_simd_general_p_copy():
@@ -123,7 +128,7 @@ def test_simd_general_p_copy():
     y0 = np.random.default_rng(8).normal(scale=0.8, size=(20, spec.n_params))
     te = TE[:5]
     for kw in SCALAR_KW.values():
-        a = integrate(f, y0, te, simd=True, **kw)
+        a = integrate(f, y0, te, execution=SIMD, **kw)
         b = integrate(f, y0, te, **kw)
         assert np.all(a.status == Status.OK)
         np.testing.assert_array_equal(a.n_accepted, b.n_accepted)

@@ -12,12 +12,13 @@ per step::
     J_k <- J_k - (lr / sqrt N) v_k g'(lambda_k) Delta x,        v_k <- v_k - (lr2 / N) g(lambda_k) Delta.
 
 With the order parameters ``Q_kl = J_k . J_l / N``, ``R_km = J_k . B_m / N``, ``T_mn = B_m . B_n / N``
-and the time ``alpha = steps / N``, the N -> infinity limit is (``d_k = v_k g'(lambda_k) Delta``)::
+and the SGD time ``t = steps / N`` (written alpha by Goldt et al. and Saad & Solla; in ghostsing alpha
+is only the skip strength), the N -> infinity limit is (``d_k = v_k g'(lambda_k) Delta``)::
 
-    dR_km/dalpha = -lr E[d_k nu_m]
-    dQ_kl/dalpha = -lr (E[d_k lambda_l] + E[d_l lambda_k]) + (lr^2 / b) E[d_k d_l]
-    dv_k/dalpha  = -lr2 E[g(lambda_k) Delta]          (0 when the second layer is not trained)
-    dT_mn/dalpha = 0
+    dR_km/dt = -lr E[d_k nu_m]
+    dQ_kl/dt = -lr (E[d_k lambda_l] + E[d_l lambda_k]) + (lr^2 / b) E[d_k d_l]
+    dv_k/dt  = -lr2 E[g(lambda_k) Delta]          (0 when the second layer is not trained)
+    dT_mn/dt = 0
 
 where ``b`` is the mini-batch size (the gradient averaged over ``b`` samples per step; ``b = 1`` is
 on-line SGD).  Writing ``u = (lambda_1..lambda_K, nu_1..nu_M)`` with covariance
@@ -121,7 +122,7 @@ class OrderParameterDerivation:
     state : SymPy symbols of the flat state, in the order of :func:`state_layout`.
     params : ``(lr, lr2, c2, sigma2, A_1..A_M)``; ``lr2`` is the effective second-layer rate (0 when it
         is not trained) and ``c2 = lr^2 / b`` multiplies the quadratic (noise) terms.
-    rhs : d(state)/d(alpha), one expression per state entry.
+    rhs : d(state)/dt (t = steps / N), one expression per state entry.
     generalisation_error : eps_g as an expression of the state and ``A``.
     """
 
@@ -134,11 +135,11 @@ class OrderParameterDerivation:
     generalisation_error: sp.Expr
 
     def latex(self) -> str:
-        """The ODEs as LaTeX ``align`` lines ``\\frac{dX}{d\\alpha} = ...`` plus ``\\epsilon_g = ...``."""
+        """The ODEs as LaTeX ``align`` lines ``\\frac{dX}{dt} = ...`` plus ``\\epsilon_g = ...``."""
         lines = []
         for s, e in zip(self.state, self.rhs, strict=True):
             if e != 0:
-                lines.append(rf"\frac{{d {sp.latex(s)}}}{{d\alpha}} &= {sp.latex(e)} \\")
+                lines.append(rf"\frac{{d {sp.latex(s)}}}{{dt}} &= {sp.latex(e)} \\")
         lines.append(rf"\epsilon_g &= {sp.latex(self.generalisation_error)}")
         return "\\begin{align}\n" + "\n".join(lines) + "\n\\end{align}\n"
 
@@ -250,9 +251,10 @@ def _finite_positive(name: str, value: Any, allow_zero: bool = False) -> float:
 class OrderParameterODE:
     """Numerical order-parameter ODEs for one set of rates (build with :func:`order_parameter_ode`).
 
-    ``rhs(y)`` is ``dy/dalpha`` (module docstring); ``drift(y)`` is its O(lr) part (the ``lr^2`` and
-    ``sigma^2`` terms dropped); ``generalisation_error(y)`` is ``eps_g``.  ``numba_rhs`` is the generated
-    Numba dispatcher ``rhs(x)`` with ``x = concatenate([y, params])`` for use inside other Numba code.
+    ``rhs(y)`` is ``dy/dt`` with the SGD time ``t = steps / N`` (module docstring); ``drift(y)`` is its
+    O(lr) part (the ``lr^2`` and ``sigma^2`` terms dropped); ``generalisation_error(y)`` is ``eps_g``.
+    ``numba_rhs`` is the generated Numba dispatcher ``rhs(x)`` with ``x = concatenate([y, params])`` for
+    use inside other Numba code.
     """
 
     K: int
@@ -305,7 +307,7 @@ class OrderParameterODE:
         return self._module.eg
 
     def numba_functions(self) -> tuple[Any, Any]:
-        """``(flow, loss)``: Numba ``flow(y) -> dy/dalpha`` and ``loss(y) -> eps_g`` with this ODE's rates
+        """``(flow, loss)``: Numba ``flow(y) -> dy/dt`` and ``loss(y) -> eps_g`` with this ODE's rates
         and teacher baked in, for :func:`ghostsing.simulate.integrate` (``integrate(flow, y0, t_eval,
         loss=loss)``).  Each call compiles two small wrappers around the cached generated code."""
         import numba
@@ -368,7 +370,7 @@ class OrderParameterODE:
 
     # -------------------------------------------------------------------------- evaluation
     def rhs(self, y: Any) -> np.ndarray:
-        """``dy/dalpha`` at the flat state ``y`` (module docstring)."""
+        """``dy/dt`` (t = steps / N) at the flat state ``y`` (module docstring)."""
         return self._module.rhs(self._x(y))
 
     def drift(self, y: Any) -> np.ndarray:
@@ -403,39 +405,40 @@ class OrderParameterODE:
     def integrate(
         self,
         y0: Any,
-        alphas: Sequence[float] | np.ndarray,
+        times: Sequence[float] | np.ndarray,
         rtol: float = 1e-9,
         atol: float = 1e-12,
         method: str = "DOP853",
     ) -> np.ndarray:
-        """Integrate from ``y0`` at ``alphas[0]``; return the states at ``alphas``, shape ``(n_t, n_state)``.
+        """Integrate from ``y0`` at ``times[0]``; return the states at ``times`` (SGD times t = steps / N),
+        shape ``(n_t, n_state)``.
 
         Uses :func:`scipy.integrate.solve_ivp` with the generated rhs; raises RuntimeError if it fails.
         """
         from scipy.integrate import solve_ivp
 
         y0 = self._check_state(y0)
-        alphas = np.asarray(alphas, dtype=np.float64)
+        times = np.asarray(times, dtype=np.float64)
         if (
-            alphas.ndim != 1
-            or alphas.size < 1
-            or np.any(np.diff(alphas) <= 0)
-            or not np.all(np.isfinite(alphas))
+            times.ndim != 1
+            or times.size < 1
+            or np.any(np.diff(times) <= 0)
+            or not np.all(np.isfinite(times))
         ):
             raise ValueError(
-                "alphas must be a finite, strictly increasing 1-D array; "
-                "allowed: e.g. np.linspace(0, 50, 101)"
+                f"times={times.tolist()} is not allowed; allowed: a finite, strictly increasing 1-D array, "
+                "e.g. np.linspace(0, 50, 101)"
             )
-        if alphas.size == 1:
+        if times.size == 1:
             return y0[None, :].copy()
         p = self.params
         fun = self._module.rhs
         sol = solve_ivp(
             lambda t, y: fun(np.concatenate((y, p))),
-            (alphas[0], alphas[-1]),
+            (times[0], times[-1]),
             y0,
             method=method,
-            t_eval=alphas,
+            t_eval=times,
             rtol=rtol,
             atol=atol,
         )
@@ -464,9 +467,9 @@ def order_parameter_ode(
     lr : first-layer rate eta (update ``-(eta / sqrt N) v_k g'(lambda_k) Delta x``), > 0.
     lr2 : second-layer rate eta_v (update ``-(eta_v / N) g(lambda_k) Delta``); None means ``lr``.
     sigma : output-noise standard deviation, >= 0.
-    train_second_layer : if False, ``dv/dalpha = 0``.
+    train_second_layer : if False, ``dv/dt = 0``.
     A : teacher second layer (M floats; default ones).
-    batch_size : samples averaged per step; the ``lr^2`` terms are divided by it (alpha = steps / N).
+    batch_size : samples averaged per step; the ``lr^2`` terms are divided by it (t = steps / N).
     """
     K, M = _check_units("K", K), _check_units("M", M)
     activation = _check_activation(activation)

@@ -1,16 +1,23 @@
 """Numba kernels of the integrators (private; the public entry point is ``integrate``).
 
 Every user function reaches these kernels as a Numba *first-class function* value with a fixed
-signature (see ``SIG_*`` below), not as a dispatcher: the kernels are then compiled once for all
-flows and cached on disk (``cache=True``), instead of being recompiled for each new right-hand side.
+signature (``FT_INTO``, ``FT_RET``, ``FT_SCAL``, ``FT_JINTO``, ``FT_JRET`` below), not as a dispatcher:
+the kernels are then compiled once for all flows and cached on disk (``cache=True``), instead of being
+recompiled for each new right-hand side.
 
 Numba's cache index is keyed on this file's modification time: the tableaus imported from
-``_tableaus.py`` are frozen into the compiled code as constants, so after editing ``_tableaus.py``
-touch this file (or clear ``__pycache__``) to force a recompile.
+``_tableaus.py`` and the error orders of the method table (``methods.py``) are frozen into the compiled
+code as constants, so after editing either, touch this file (or clear ``__pycache__``) to force a
+recompile.
 
-Method codes: 0 euler, 1 rk4, 2 dopri5, 3 dop853, 4 rodas (Rosenbrock), 5 auto (dopri5, switching to
-rodas where the step becomes stability-limited, and back where it no longer is); 6 auto853 (the same
-with DOP853 as the explicit method).
+Method codes (from :data:`ghostsing.simulate.methods.METHODS`): 0 euler, 1 rk4, 2 dopri5, 3 dop853,
+4 rodas (RODAS 3(4) Rosenbrock), 5 auto (dopri5, switching to the stiff method where the step becomes
+stability-limited, and back where it no longer is), 6 auto853 (the same with DOP853 as the explicit
+method), 7 rodas5p (Rodas5P).  Status codes are those of :class:`ghostsing.simulate.status.Status`.
+
+Options reach the kernels as one typed record (``OPTIONS_DTYPE``, a NumPy structured dtype that Numba
+reads field by field: ``opts[0].rtol``), built by :func:`options_record`; the per-trajectory counters
+are an int64 array with the columns ``ST_*``.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import from_dtype, njit, prange, types
 
 from ghostsing.simulate import _tableaus as tb
+from ghostsing.simulate.methods import ERROR_ORDER_BY_CODE, METHODS
+from ghostsing.simulate.status import Status
 
 # ------------------------------------------------------------------ signatures of user functions
 A1 = types.float64[::1]
@@ -32,18 +41,46 @@ FT_SCAL = types.FunctionType(types.float64(A1))  # loss(theta) / event(theta) ->
 FT_JINTO = types.FunctionType(types.void(A1, A2))  # jacobian_into(theta, out)
 FT_JRET = types.FunctionType(A2(A1))  # jacobian(theta) -> (P, P)
 
-M_EULER, M_RK4, M_DOPRI5, M_DOP853, M_RODAS, M_AUTO, M_AUTO8, M_RODAS5 = 0, 1, 2, 3, 4, 5, 6, 7
+M_EULER, M_RK4, M_DOPRI5, M_DOP853 = (METHODS[k].code for k in ("euler", "rk4", "dopri5", "dop853"))
+M_RODAS, M_AUTO, M_AUTO8, M_RODAS5 = (METHODS[k].code for k in ("rodas", "auto", "auto853", "rodas5p"))
+ERROR_ORDER = np.array(ERROR_ORDER_BY_CODE, dtype=np.int64)  # indexed by method code
 DOP853_STAB_RATIO = 1.8  # DOP853's real stability interval (~6) over DOPRI5's (~3.3)
-S_OK, S_CONV, S_MAXSTEPS, S_SMALL, S_NONFINITE, S_EVENT = 0, 1, 2, 3, 4, 5
+S_OK, S_CONV, S_MAXSTEPS = int(Status.OK), int(Status.CONVERGED), int(Status.MAX_STEPS)
+S_SMALL, S_NONFINITE, S_EVENT = int(Status.STEP_TOO_SMALL), int(Status.NON_FINITE), int(Status.EVENT)
 
-# iopt layout
-IO_METHOD, IO_MAXSTEPS, IO_FMODE, IO_JMODE, IO_HASLOSS, IO_HASEV = 0, 1, 2, 3, 4, 5
-IO_DIRL, IO_TERML, IO_DIRF, IO_TERMF, IO_FIXED, IO_EXACT, IO_STIFF = 6, 7, 8, 9, 10, 11, 12
-N_IOPT = 13
-# fopt layout
-FO_T0, FO_RTOL, FO_H0, FO_HFIX, FO_HMAX, FO_CTOL, FO_CHOLD, FO_MAXABS, FO_BETA = 0, 1, 2, 3, 4, 5, 6, 7, 8
-FO_SWUP, FO_SWDOWN = 9, 10
-N_FOPT = 11
+# the options of one integrate() call, as one typed record (int64 fields first, then float64)
+OPTIONS_DTYPE = np.dtype([
+    ("method", np.int64),  # method code (METHODS[...].code)
+    ("stiff_method", np.int64),  # code of the stiff method of auto / auto853
+    ("max_steps", np.int64),  # attempted-step budget
+    ("fmode", np.int64),  # 0: flow(theta, out); 1: flow(theta) -> array
+    ("jmode", np.int64),  # 0: jacobian(theta, out); 1: jacobian(theta) -> array
+    ("has_loss", np.int64),  # 1: save the loss
+    ("has_event_fn", np.int64),  # 1: a state-function event
+    ("dir_loss", np.int64), ("terminal_loss", np.int64),  # loss event: direction (-1, 0, 1), terminal
+    ("dir_fn", np.int64), ("terminal_fn", np.int64),  # state-function event: direction, terminal
+    ("fixed", np.int64),  # 1: fixed step fixed_step
+    ("exact_saves", np.int64),  # 1: land adaptive steps on the save times
+    ("t0", np.float64), ("rtol", np.float64), ("first_step", np.float64), ("fixed_step", np.float64),
+    ("max_step", np.float64), ("grad_tol", np.float64), ("hold_time", np.float64), ("max_abs", np.float64),
+    ("pi_beta", np.float64), ("switch_up", np.float64), ("switch_down", np.float64),
+], align=True)
+OPTIONS = from_dtype(OPTIONS_DTYPE)
+OPTIONS_ARRAY = types.Array(OPTIONS, 1, "C")
+
+
+def options_record(**fields) -> np.ndarray:
+    """A one-element ``OPTIONS_DTYPE`` array with the given fields (all of them must be given)."""
+    missing = set(OPTIONS_DTYPE.names) - set(fields)
+    extra = set(fields) - set(OPTIONS_DTYPE.names)
+    if missing or extra:
+        raise KeyError(f"options_record: missing {sorted(missing)}, unknown {sorted(extra)}")
+    rec = np.zeros(1, dtype=OPTIONS_DTYPE)
+    for k, v in fields.items():
+        rec[0][k] = v
+    return rec
+
+
 STIFF_CHECK_EVERY = 10  # accepted DOPRI5 steps between Jacobian-based stiffness checks ("auto")
 # stats layout (int64 per trajectory)
 ST_STATUS, ST_ACC, ST_REJ, ST_NFEV, ST_NJEV, ST_NLU = 0, 1, 2, 3, 4, 5
@@ -478,12 +515,9 @@ def _locate(chan, ls_fn, ev_fn, level, g0, g1, meth, h, y, ynew, f0, f1, K, Fd, 
 # ------------------------------------------------------------------ one trajectory
 @njit(cache=True)
 def _err_order(meth):
-    """Order of a method's error estimate (the step-size controller uses err ~ h^(order + 1))."""
-    if meth == M_DOP853:
-        return 7
-    if meth == M_RODAS:
-        return 3
-    return 4  # DOPRI5, Rodas5P (and the fixed-step methods, where it is unused)
+    """Order of a method's error estimate (the step-size controller uses err ~ h^(order + 1)): the method
+    table's error_order (0 for the fixed-step methods, where it is unused)."""
+    return ERROR_ORDER[meth]
 
 
 SAFE, FACMIN, FACMAX = 0.9, 0.2, 10.0  # step-size controller: safety factor, bounds of h_new / h
@@ -560,32 +594,35 @@ def _save(Y, LO, GN, j, v, gnorm, has_loss, ls_fn):
 
 @njit(cache=True)
 def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, lev_l, lev_f,
-                  iopt, fopt, Y, LO, GN, yfin, cnt, fout, evl, evf):
+                  opts, Y, LO, GN, yfin, cnt, fout, evl, evf):
     """Integrate one trajectory; fills Y (T, P), LO (T,), GN (T,), yfin (P,), cnt, fout, evl, evf."""
     n = y0.shape[0]
     T = t_eval.shape[0]
-    meth0 = iopt[IO_METHOD]
-    max_steps = iopt[IO_MAXSTEPS]
-    fmode = iopt[IO_FMODE]
-    jmode = iopt[IO_JMODE]
-    has_loss = iopt[IO_HASLOSS] != 0
-    has_ev = iopt[IO_HASEV] != 0
-    dir_l = iopt[IO_DIRL]
-    term_l = iopt[IO_TERML] != 0
-    dir_f = iopt[IO_DIRF]
-    term_f = iopt[IO_TERMF] != 0
-    fixed = iopt[IO_FIXED] != 0
-    exact_saves = iopt[IO_EXACT] != 0
-    t0 = fopt[FO_T0]
-    rtol = fopt[FO_RTOL]
-    hfix = fopt[FO_HFIX]
-    hmax = fopt[FO_HMAX]
-    ctol = fopt[FO_CTOL]
-    chold = fopt[FO_CHOLD]
-    maxabs = fopt[FO_MAXABS]
-    beta = fopt[FO_BETA]
-    sw_up = fopt[FO_SWUP]
-    sw_down = fopt[FO_SWDOWN]
+    o = opts[0]
+    meth0 = o.method
+    max_steps = o.max_steps
+    fmode = o.fmode
+    jmode = o.jmode
+    has_loss = o.has_loss != 0
+    has_ev = o.has_event_fn != 0
+    dir_l = o.dir_loss
+    term_l = o.terminal_loss != 0
+    dir_f = o.dir_fn
+    term_f = o.terminal_fn != 0
+    fixed = o.fixed != 0
+    exact_saves = o.exact_saves != 0
+    t0 = o.t0
+    rtol = o.rtol
+    hfix = o.fixed_step
+    hmax = o.max_step
+    ctol = o.grad_tol
+    chold = o.hold_time
+    maxabs = o.max_abs
+    beta = o.pi_beta
+    sw_up = o.switch_up
+    sw_down = o.switch_down
+    h_first = o.first_step
+    stiff_meth = o.stiff_method
     nl = lev_l.shape[0]
     nf = lev_f.shape[0]
 
@@ -645,12 +682,11 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
     explicit = M_DOP853 if meth0 == M_AUTO8 else M_DOPRI5
     if is_auto:
         meth = explicit
-    stiff_meth = iopt[IO_STIFF]
     err_order = _err_order(meth)
     if fixed:
         h = hfix
-    elif fopt[FO_H0] > 0.0:
-        h = fopt[FO_H0]
+    elif h_first > 0.0:
+        h = h_first
     else:
         h = _initial_step(fmode, f_into, f_ret, y, f0, err_order, rtol, atol, hmax, t_end - t0,
                           ytmp, fd, cnt)
@@ -875,25 +911,25 @@ def integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, y0, t_eval, atol, 
 
 @njit(cache=True, parallel=True)
 def integrate_many_parallel(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, Y0, t_eval, atol, lev_l, lev_f,
-                            iopt, fopt, Y, LO, GN, YF, CNT, FOUT, EVL, EVF):
+                            opts, Y, LO, GN, YF, CNT, FOUT, EVL, EVF):
     """prange over the rows of Y0 (one trajectory per iteration, no shared writable state)."""
     for r in prange(Y0.shape[0]):
         integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, Y0[r], t_eval, atol, lev_l, lev_f,
-                      iopt, fopt, Y[r], LO[r], GN[r], YF[r], CNT[r], FOUT[r], EVL[r], EVF[r])
+                      opts, Y[r], LO[r], GN[r], YF[r], CNT[r], FOUT[r], EVL[r], EVF[r])
 
 
 @njit(cache=True)
 def integrate_many_serial(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, Y0, t_eval, atol, lev_l, lev_f,
-                          iopt, fopt, Y, LO, GN, YF, CNT, FOUT, EVL, EVF):
+                          opts, Y, LO, GN, YF, CNT, FOUT, EVL, EVF):
     """Same as the parallel driver, one thread."""
     for r in range(Y0.shape[0]):
         integrate_one(f_into, f_ret, ls_fn, j_into, j_ret, ev_fn, Y0[r], t_eval, atol, lev_l, lev_f,
-                      iopt, fopt, Y[r], LO[r], GN[r], YF[r], CNT[r], FOUT[r], EVL[r], EVF[r])
+                      opts, Y[r], LO[r], GN[r], YF[r], CNT[r], FOUT[r], EVL[r], EVF[r])
 
 
 A3 = types.float64[:, :, ::1]
 I2 = types.int64[:, ::1]
-DRIVER_SIG = (FT_INTO, FT_RET, FT_SCAL, FT_JINTO, FT_JRET, FT_SCAL, A2, A1, A1, A1, A1, I1, A1,
+DRIVER_SIG = (FT_INTO, FT_RET, FT_SCAL, FT_JINTO, FT_JRET, FT_SCAL, A2, A1, A1, A1, A1, OPTIONS_ARRAY,
               A3, A2, A2, A2, I2, A2, A2, A2)
 
 

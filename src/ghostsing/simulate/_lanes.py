@@ -1,5 +1,5 @@
 r"""Rodas5P, and DOP853 -> Rodas5P, over SIMD lanes: ``LANES`` trajectories in lock-step (private; see
-``integrate(simd=True)``).
+``integrate(execution=Execution(simd=True))``).
 
 The scalar driver of :mod:`ghostsing.simulate._kernels` integrates one trajectory per loop iteration.
 Here each loop iteration takes one step on ``LANES`` (16) trajectories at once, each with its own time,
@@ -52,6 +52,8 @@ D8_A, D8_B, D8_E3, D8_E5 = tb.D8_A, tb.D8_B, tb.D8_E3, tb.D8_E5
 NS = R5_C.shape[0]  # 8 stages
 NA = R5_A.shape[0]
 LU_MAX_MULTIPLIER = 1e3
+ORDER_D8 = int(kn.ERROR_ORDER[kn.M_DOP853])  # error orders of the method table (controller exponents)
+ORDER_R5 = int(kn.ERROR_ORDER[kn.M_RODAS5])
 
 A1 = types.float64[::1]
 FT_LANES = types.FunctionType(types.void(A1, A1))  # flow_lanes_into(X, OUT) / jacobian_lanes_into(X, J)
@@ -419,7 +421,7 @@ def _update_lane(meth, j, H, err, Yl, F0, Ynew, F1, K, P, SF, SI, t_eval, beta, 
     T = t_eval.shape[0]
     t_end = t_eval[T - 1]
     explicit = meth == kn.M_DOP853
-    order = 7 if explicit else 4
+    order = ORDER_D8 if explicit else ORDER_R5
     CNT[r, kn.ST_NFEV] += 12 if explicit else NS
     if not explicit:
         CNT[r, kn.ST_NJEV] += 1
@@ -537,7 +539,7 @@ def _finish_lane(status, j, Yl, F0, P, SF, SI, t_eval, has_loss, ls_fn, Yo, LO, 
 
 
 @njit(cache=True, error_model="numpy")
-def _run_block(f_into, ls_fn, fl, jl, j_into, Y0, lo, hi, t_eval, atol, iopt, fopt, Yo, LO, GN, YF, CNT,
+def _run_block(f_into, ls_fn, fl, jl, j_into, Y0, lo, hi, t_eval, atol, opts, Yo, LO, GN, YF, CNT,
                FOUT):
     """Integrate trajectories lo..hi-1 of Y0 through groups of LANES lanes, refilled as trajectories end.
 
@@ -547,20 +549,21 @@ def _run_block(f_into, ls_fn, fl, jl, j_into, Y0, lo, hi, t_eval, atol, iopt, fo
     while a block drains."""
     P = Y0.shape[1]
     PL = P * L
-    two_phase = iopt[kn.IO_METHOD] == kn.M_AUTO8
-    exact = iopt[kn.IO_EXACT] != 0
-    max_steps = iopt[kn.IO_MAXSTEPS]
-    has_loss = iopt[kn.IO_HASLOSS] != 0
-    t0 = fopt[kn.FO_T0]
-    rtol = fopt[kn.FO_RTOL]
-    h0 = fopt[kn.FO_H0]
-    hmax = fopt[kn.FO_HMAX]
-    ctol = fopt[kn.FO_CTOL]
-    chold = fopt[kn.FO_CHOLD]
-    maxabs = fopt[kn.FO_MAXABS]
-    beta = fopt[kn.FO_BETA]
-    sw_up = fopt[kn.FO_SWUP]
-    order0 = 7 if two_phase else 4
+    o = opts[0]
+    two_phase = o.method == kn.M_AUTO8
+    exact = o.exact_saves != 0
+    max_steps = o.max_steps
+    has_loss = o.has_loss != 0
+    t0 = o.t0
+    rtol = o.rtol
+    h0 = o.first_step
+    hmax = o.max_step
+    ctol = o.grad_tol
+    chold = o.hold_time
+    maxabs = o.max_abs
+    beta = o.pi_beta
+    sw_up = o.switch_up
+    order0 = ORDER_D8 if two_phase else ORDER_R5
 
     # group B: Rodas5P
     YB = np.zeros(PL)
@@ -698,7 +701,7 @@ def _run_block(f_into, ls_fn, fl, jl, j_into, Y0, lo, hi, t_eval, atol, iopt, fo
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def integrate_lanes_parallel(f_into, ls_fn, fl, jl, j_into, lanes, Y0, t_eval, atol, iopt, fopt, bounds,
+def integrate_lanes_parallel(f_into, ls_fn, fl, jl, j_into, lanes, Y0, t_eval, atol, opts, bounds,
                              Yo, LO, GN, YF, CNT, FOUT):
     """prange over blocks of trajectories [bounds[b], bounds[b + 1]) (no shared writable state).
     ``lanes`` is codegen.LANES at run time: a guard against machine code cached with another value."""
@@ -706,24 +709,24 @@ def integrate_lanes_parallel(f_into, ls_fn, fl, jl, j_into, lanes, Y0, t_eval, a
         raise RuntimeError("stale Numba cache of ghostsing.simulate._lanes (compiled for another LANES); "
                            "delete its __pycache__")
     for b in prange(bounds.shape[0] - 1):
-        _run_block(f_into, ls_fn, fl, jl, j_into, Y0, bounds[b], bounds[b + 1], t_eval, atol, iopt, fopt,
+        _run_block(f_into, ls_fn, fl, jl, j_into, Y0, bounds[b], bounds[b + 1], t_eval, atol, opts,
                    Yo, LO, GN, YF, CNT, FOUT)
 
 
 @njit(cache=True, error_model="numpy")
-def integrate_lanes_serial(f_into, ls_fn, fl, jl, j_into, lanes, Y0, t_eval, atol, iopt, fopt, bounds,
+def integrate_lanes_serial(f_into, ls_fn, fl, jl, j_into, lanes, Y0, t_eval, atol, opts, bounds,
                            Yo, LO, GN, YF, CNT, FOUT):
     """Same as the parallel driver, one thread."""
     if lanes != L:
         raise RuntimeError("stale Numba cache of ghostsing.simulate._lanes (compiled for another LANES); "
                            "delete its __pycache__")
     for b in range(bounds.shape[0] - 1):
-        _run_block(f_into, ls_fn, fl, jl, j_into, Y0, bounds[b], bounds[b + 1], t_eval, atol, iopt, fopt,
+        _run_block(f_into, ls_fn, fl, jl, j_into, Y0, bounds[b], bounds[b + 1], t_eval, atol, opts,
                    Yo, LO, GN, YF, CNT, FOUT)
 
 
 LANES_SIG = (kn.FT_INTO, kn.FT_SCAL, FT_LANES, FT_LANES, kn.FT_JINTO, types.int64, kn.A2, kn.A1, kn.A1,
-             kn.I1, kn.A1, kn.I1, kn.A3, kn.A2, kn.A2, kn.A2, kn.I2, kn.A2)
+             kn.OPTIONS_ARRAY, kn.I1, kn.A3, kn.A2, kn.A2, kn.A2, kn.I2, kn.A2)
 
 
 def compiled_lanes_driver(parallel: bool):

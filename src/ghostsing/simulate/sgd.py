@@ -10,7 +10,8 @@ and each step draws ``b`` fresh samples (``b = 1``: on-line SGD) and applies the
     J_k <- J_k - (lr / sqrt N) (1/b) sum_mu v_k g'(lambda_k^mu) Delta^mu x^mu
     v_k <- v_k - (lr2 / N)     (1/b) sum_mu g(lambda_k^mu) Delta^mu          (if the second layer is trained)
 
-Time is ``alpha = steps / N``.  Recorded on the grid: ``Q = J J^T / N``, ``R = J B^T / N``, ``v``;
+Time is ``t = steps / N`` (written alpha in Goldt et al.; here alpha is only the skip strength of
+:class:`~ghostsing.models.ModelSpec`).  Recorded on the grid: ``Q = J J^T / N``, ``R = J B^T / N``, ``v``;
 ``T = B B^T / N`` is constant.  The generalisation error ``eps_g`` of the recorded weights is exact for
 Gaussian inputs as a function of ``(Q, R, T, v, A)``; it is evaluated with the generated closed form of
 :mod:`ghostsing.analytic.order_params` (no formula is re-typed here).
@@ -24,6 +25,9 @@ Several seeds run in parallel (``numba.prange`` over seeds).  Seed ``s`` owns on
 ``numpy.random.default_rng(s)``: it draws the teacher (unless given), the initial weights (unless given)
 and then, inside the Numba kernel, the samples (Numba's ``Generator.standard_normal`` reproduces
 NumPy's stream exactly), so results do not depend on the number of threads and can be replayed in NumPy.
+
+Each seed ends with a :class:`~ghostsing.simulate.status.Status` code, the enumeration shared with the
+integrators: ``OK``, or ``NON_FINITE`` when the weights or the error stopped being finite.
 """
 
 from __future__ import annotations
@@ -37,11 +41,15 @@ import numba
 import numpy as np
 from numba.typed import List
 
+from ghostsing.simulate.status import Status
+
 __all__ = ["SGDResult", "SpecSGDResult", "online_sgd", "online_sgd_spec"]
 
 _ACT_CODES = {"erf": 0, "linear": 1, "relu": 2}
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_OK = int(Status.OK)  # the shared status codes, as Numba constants
+_NON_FINITE = int(Status.NON_FINITE)
 
 
 # ----------------------------------------------------------------------------------------- kernels
@@ -69,7 +77,7 @@ _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, rng, Qo, Ro, vo):
-    """One seed of Goldt-convention SGD; J, v are modified in place. Returns 0 (ok) or 1 (non-finite)."""
+    """One seed of Goldt-convention SGD; J, v change in place. Returns a Status code (OK, NON_FINITE)."""
     K, N = J.shape
     M = B.shape[0]
     sqn = math.sqrt(N)
@@ -81,7 +89,7 @@ def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, rng,
     n_save = save_steps.shape[0]
     isave = 0
     step = 0
-    status = 0
+    status = _OK
     while isave < n_save and save_steps[isave] == 0:
         _record(J, v, B, Qo, Ro, vo, isave)
         isave += 1
@@ -109,7 +117,7 @@ def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, rng,
             if sigma > 0.0:
                 delta -= sigma * rng.standard_normal()
             if not math.isfinite(delta):
-                status = 1
+                status = _NON_FINITE
                 break
             for k in range(K):
                 coef[k] = lr / sqn * v[k] * _gprime(act, lam[k]) * delta
@@ -129,7 +137,7 @@ def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, rng,
                     ck = coef[k]
                     for i in range(N):
                         gJ[k, i] += ck * x[i]
-        if status != 0:
+        if status != _OK:
             break
         if batch > 1:
             for k in range(K):
@@ -141,8 +149,8 @@ def _run_goldt(J, v, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, rng,
             _record(J, v, B, Qo, Ro, vo, isave)
             isave += 1
             if not (np.all(np.isfinite(Qo[isave - 1])) and np.all(np.isfinite(vo[isave - 1]))):
-                status = 1
-        if status != 0:
+                status = _NON_FINITE
+        if status != _OK:
             break
     for j in range(isave, n_save):
         Qo[j, :, :] = np.nan
@@ -197,7 +205,7 @@ def _goldt_seeds(J0, v0, B, A, lr, lr2, sigma, train_v, act, batch, save_steps, 
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rng, wo, Jo):
-    """One seed of ModelSpec-convention SGD on (w, J); returns 0 (ok) or 1 (non-finite)."""
+    """One seed of ModelSpec-convention SGD on (w, J); returns a Status code: OK or NON_FINITE."""
     K, N = J.shape
     M = Bt.shape[0]
     pre = np.empty(K)
@@ -206,7 +214,7 @@ def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rng, wo
     gJ = np.zeros((K, N))
     n_save = save_steps.shape[0]
     isave = 0
-    status = 0
+    status = _OK
     while isave < n_save and save_steps[isave] == 0:
         wo[isave, :] = w
         Jo[isave, :, :] = J
@@ -239,14 +247,14 @@ def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rng, wo
                 f += w[k] * (_g(act, s) + alpha * t)
             delta = f - y
             if not math.isfinite(delta):
-                status = 1
+                status = _NON_FINITE
                 break
             for k in range(K):
                 gw[k] += delta * (_g(act, pre[k]) + alpha * sk[k])
                 c = delta * w[k] * _gprime(act, pre[k])
                 for i in range(N):
                     gJ[k, i] += c * x[i]
-        if status != 0:
+        if status != _OK:
             break
         for k in range(K):
             w[k] -= scale * gw[k]
@@ -257,6 +265,12 @@ def _run_spec(w, J, Bt, vt, S, alpha, sigma, lr, act, batch, save_steps, rng, wo
             wo[isave, :] = w
             Jo[isave, :, :] = J
             isave += 1
+            # the per-sample check of delta alone can miss a blow-up (measured: NaN weights with status OK
+            # under these fastmath flags), so the saved weights are checked as in _run_goldt
+            if not (np.all(np.isfinite(wo[isave - 1])) and np.all(np.isfinite(Jo[isave - 1]))):
+                status = _NON_FINITE
+        if status != _OK:
+            break
     for j in range(isave, n_save):
         wo[j, :] = np.nan
         Jo[j, :, :] = np.nan
@@ -315,8 +329,9 @@ def _array(name: str, value: Any, shapes: Sequence[tuple[int, ...]]) -> np.ndarr
     return a
 
 
-def _save_steps(alphas: Any, N: int, per: float) -> np.ndarray:
-    a = np.asarray(alphas, dtype=np.float64)
+def _save_steps(times: Any, N: int, per: float) -> np.ndarray:
+    """Step counts of the save times (``times * per`` rounded)."""
+    a = np.asarray(times, dtype=np.float64)
     if a.ndim != 1 or a.size < 1 or not np.all(np.isfinite(a)) or np.any(a < 0):
         raise ValueError(
             "the save grid must be a 1-D array of finite times >= 0; allowed: e.g. np.linspace(0, 20, 41)"
@@ -335,9 +350,10 @@ def _save_steps(alphas: Any, N: int, per: float) -> np.ndarray:
 class SGDResult:
     """Order parameters of Goldt-convention SGD on a time grid, one row per seed.
 
-    ``alpha (n_t,)`` = steps / N actually taken; ``Q (S, n_t, K, K)``, ``R (S, n_t, K, M)``,
-    ``T (S, M, M)``, ``v (S, n_t, K)``, ``eg (S, n_t)`` (exact eps_g of the recorded weights);
-    ``status (S,)``: 0 ok, 1 non-finite (the rest of that row is NaN).
+    ``t (n_t,)``: SGD time steps / N actually taken (the alpha of Goldt et al.); ``Q (S, n_t, K, K)``,
+    ``R (S, n_t, K, M)``, ``T (S, M, M)``, ``v (S, n_t, K)``, ``eg (S, n_t)`` (exact eps_g of the recorded
+    weights); ``status (S,)``: :class:`~ghostsing.simulate.status.Status` codes, ``OK`` or ``NON_FINITE``
+    (the rest of that row is NaN).
     """
 
     alpha: np.ndarray
@@ -365,7 +381,7 @@ def online_sgd(
     K: int,
     M: int,
     N: int,
-    alphas: Sequence[float] | np.ndarray,
+    times: Sequence[float] | np.ndarray,
     activation: str = "erf",
     lr: float = 0.5,
     lr2: float | None = None,
@@ -384,7 +400,8 @@ def online_sgd(
     Parameters
     ----------
     K, M : student / teacher hidden units (1..4).  N : input dimension (>= 1).
-    alphas : save grid in alpha = steps / N (rounded to whole steps; strictly increasing after rounding).
+    times : save grid in SGD time t = steps / N (rounded to whole steps; strictly increasing after
+        rounding).
     activation : ``"erf"`` (g(x) = erf(x / sqrt 2)) or ``"linear"``.
     lr, lr2 : first- and second-layer rates (> 0; ``lr2`` None means ``lr``).  sigma : output noise >= 0.
     train_second_layer : update v or keep it at ``v0``.  A : teacher second layer (default ones).
@@ -410,7 +427,7 @@ def online_sgd(
     seeds = _seeds(seeds)
     S = len(seeds)
     A_arr = np.ones(M) if A is None else _array("A", A, [(M,)])
-    steps = _save_steps(alphas, N, N)
+    steps = _save_steps(times, N, N)
 
     rngs = [np.random.default_rng(s) for s in seeds]
     B_all = np.empty((S, M, N))
@@ -480,7 +497,8 @@ class SpecSGDResult:
     """Parameters of ModelSpec-convention SGD on a grid.
 
     ``t (n_t,)``: gradient-flow time (steps * lr); ``steps (n_t,)``; ``theta (S, n_t, P)`` in the ModelSpec
-    flat order; ``status (S,)``: 0 ok, 1 non-finite (the rest of that row is NaN)."""
+    flat order; ``status (S,)``: :class:`~ghostsing.simulate.status.Status` codes, ``OK`` or
+    ``NON_FINITE`` (the rest of that row is NaN)."""
 
     t: np.ndarray
     steps: np.ndarray
