@@ -16,7 +16,7 @@ from ghostsing import ModelSpec
 from ghostsing.analytic import derive
 from ghostsing.analytic.ghost_fate import overlap_fate
 from ghostsing.analytic.manifolds import best_fit, overlap, parent_spec
-from ghostsing.simulate import integrate
+from ghostsing.simulate import StepControl, integrate
 
 plain = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]])
 skip = plain.replace(alpha=0.1, skip=[[1.0], [0.5]])
@@ -30,7 +30,8 @@ for z0 in (-2.0, 2.0):
     theta0 = chart.to_theta(np.concatenate([fit.theta, [z0], [1e-3]]))  # (w, Jbar; z; u)
     for name, spec in (("plain", plain), ("alpha = 0.1", skip)):
         model = derive(spec).compile()
-        sol = integrate(model, theta0, t, rtol=1e-10, atol=1e-12, method="auto", max_step=2.0)
+        sol = integrate(model, theta0, t, rtol=1e-10, atol=1e-12, method="auto",
+                        control=StepControl(max_step=2.0))
         losses = [model.loss(np.ascontiguousarray(y)) for y in sol.y[0]]
         print(f"z0 = {z0:+g}, {name:12s} L(t) at t = {t.tolist()}: {np.array(losses).round(8).tolist()}")
         if spec is plain:

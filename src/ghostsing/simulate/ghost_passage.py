@@ -27,7 +27,7 @@ from ghostsing.analytic.loss import derive
 from ghostsing.analytic.manifold_coords import overlap
 from ghostsing.analytic.manifold_fit import BestFit
 from ghostsing.models import ModelSpec
-from ghostsing.simulate.integrate import Event, integrate
+from ghostsing.simulate.integrate import Event, Execution, StepControl, integrate
 
 
 def tube_distance(spec: ModelSpec, pair: tuple[int, int] = (0, 1)):
@@ -123,7 +123,7 @@ def passage_times(spec: ModelSpec, fit: BestFit, z0: float, z_exit: float, C: fl
     tau_line = np.full((al.size, n_starts), np.nan)
     tau_tube = np.full((al.size, n_starts), np.nan)
     t_end = 10 * abs(C) / al + 2000.0
-    opts = {"rtol": rtol, "atol": atol, "method": "auto", "max_step": max_step}
+    opts = {"rtol": rtol, "atol": atol, "method": "auto", "control": StepControl(max_step=max_step)}
     for k, a in enumerate(al):
         f = derive(spec.replace(alpha=float(a))).compile()
         th0 = line_starts(spec, fit, z0, eps, n_starts, rng, pair=pair)
@@ -158,7 +158,7 @@ def classify_ends(spec: ModelSpec, theta0: np.ndarray, t_end: float, global_loss
     """Integrate ``theta0`` (n, P) to ``t_end`` and label each end state (module docstring)."""
     f = derive(spec).compile()
     sol = integrate(f, np.ascontiguousarray(theta0), np.array([0.0, t_end]), rtol=rtol, atol=1e-10,
-                    method="auto853", simd=True)
+                    method="auto853", execution=Execution(simd=True))
     th = sol.y[:, -1]
     w, J = spec.split(th)
     i, j = pair
