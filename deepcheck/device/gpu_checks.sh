@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU parts of the deepcheck issues in ONE device call (sized for a 10-minute command and a
-# 15-minute session budget). Run from the repository root on the device machine:
+# The GPU runs of the deepcheck presets in ONE device call (each step under its own limit; the sum is
+# 580 s, for a 10-minute command). Run from the repository root on the device machine:
 #
 #   bash deepcheck/device/gpu_checks.sh            # the device tool sets $OUT
 #
@@ -9,10 +9,10 @@
 #   pip download tqdm --no-deps -d wheels          # in case the device image lacks tqdm
 #   run(command="bash deepcheck/device/gpu_checks.sh", carry=["data", "wheels"], timeout_s=600)
 #
-# Each step has its own time limit (a step that runs out is killed and logged; the deepcheck runs
-# checkpoint every epoch, so running the script again resumes them). Everything comes back as three
-# files: $OUT/log.txt, $OUT/deepcheck_batched_gpu.json and $OUT/runs.tar.gz (reports, figures and
-# arrays, no checkpoints). Copy the run folders into deepcheck/results/<name>-gpu/ and commit them.
+# Every deepcheck run checkpoints each epoch, so a step that runs out is killed, logged, and resumed by
+# running the script again. Everything comes back as $OUT/log.txt, $OUT/deepcheck_batched_gpu.json and
+# $OUT/runs.tar.gz (reports, figures and arrays, no checkpoints). Unpack the run folders into
+# deepcheck/results/<preset>-gpu/ and commit them with the device named.
 #
 # DRY=1 runs the same steps on the CPU with tiny settings (to check the script itself, not the GPU).
 set -u
@@ -26,8 +26,9 @@ DEV=cuda
 SMALL=()
 if [ "${DRY:-0}" = 1 ]; then
   DEV=cpu
-  SMALL=(--epochs 1 --seeds 1)
+  SMALL=(--epochs 1 --seeds 0,1,2,3,4 --n-train 256 --n-test 64)
 fi
+DATA=(--data-root data)
 
 step() {  # step NAME LIMIT_SECONDS COMMAND...
   local name=$1 limit=$2
@@ -38,24 +39,36 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
   echo "== $name: exit $? after $((SECONDS - t0)) s" >>"$LOG"
 }
 
+deep() {  # deep NAME LIMIT PRESET-OR-CONFIG-ARGS...
+  local name=$1 limit=$2
+  shift 2
+  step "$name" "$limit" "$PY" -m ghostsing.deepcheck "$@" --device "$DEV" "${DATA[@]}" \
+    --out "$RUNS/$name-gpu" --resume --no-progress "${SMALL[@]}"
+}
+
 {
   echo "== machine"; date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   "$PY" -c "import sys, torch, numba, scipy, sympy, matplotlib; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numba', numba.__version__)"
 } >>"$LOG" 2>&1
 "$PY" -c "import tqdm" 2>/dev/null || "$PY" -m pip install --no-index --no-deps wheels/tqdm-*.whl >>"$LOG" 2>&1
 
-# issue 5: batched vs sequential training of 8 seeds of the 30-layer MLP (target >= 4x on a GPU)
-step batched 100 "$PY" benchmarks/bench_deepcheck_batched.py --device "$DEV" --seeds 8 --steps 50 --repeats 3 \
+# batched vs sequential training of 8 seeds of the 30-layer MLP
+step batched 60 "$PY" benchmarks/bench_deepcheck_batched.py --device "$DEV" --seeds 8 --steps 50 --repeats 3 \
   --json "$OUT/deepcheck_batched_gpu.json"
-# issue 5: the two papers' experiments (CIFAR-10 only: one 40 MB subset fits the transfer)
-step orhan-pitkow 220 "$PY" -m ghostsing.deepcheck --config deepcheck/device/orhan-pitkow-gpu.toml --device "$DEV" \
-  --out "$RUNS/orhan-pitkow-gpu" --resume --no-progress "${SMALL[@]}"
-step parker-hoang 150 "$PY" -m ghostsing.deepcheck --config deepcheck/device/parker-hoang-gpu.toml --device "$DEV" \
-  --out "$RUNS/parker-hoang-gpu" --resume --no-progress "${SMALL[@]}"
-# issue 6: Hessian spectra and the LLC at the preset sizes, on the GPU
+# why residual branches die (Adam vs SGD, warm-up, branch scale; epoch 1 step by step): the preset
+deep dead-branches 40 --preset dead-branches
+# the fair comparison (looks-linear plain nets, residual with and without branch scaling, lr per arm)
+deep fair-comparison 150 --preset fair-comparison
+# Orhan & Pitkow's comparison on CIFAR-10 (one 40 MB subset fits the transfer)
+deep orhan-pitkow 120 --config deepcheck/device/orhan-pitkow-gpu.toml
+# Parker-Hoang as an ablation: the residual CNN with and without its two additions, 250 epochs, 5 seeds
+deep parker-hoang-ablation 150 --config deepcheck/device/parker-hoang-gpu.toml
+# the curvature checks at their GPU-sized presets (their own data settings)
 for p in hessian slt; do
-  step "$p" 60 "$PY" -m ghostsing.deepcheck --preset "$p" --device "$DEV" --out "$RUNS/$p-gpu" --resume \
-    --no-progress "${SMALL[@]}"
+  name=$p
+  [ "${DRY:-0}" = 1 ] && name=$p-small
+  step "$p" 30 "$PY" -m ghostsing.deepcheck --preset "$name" --device "$DEV" --out "$RUNS/$p-gpu" --resume \
+    --no-progress
 done
 
 tar czf "$OUT/runs.tar.gz" -C "$RUNS" --exclude=checkpoints . >>"$LOG" 2>&1

@@ -171,7 +171,7 @@ def test_unsafe_pickle_is_a_one_line_error_and_never_runs(tmp_path):
 
     evil = {b"data": np.zeros((5, 3072), np.uint8), b"labels": [0] * 5, b"x": Evil()}
     (tmp_path / "cifar-10-batches-py" / "data_batch_2").write_bytes(pickle.dumps(evil, protocol=2))
-    r = _run(["--preset", "skip-comparison:small", "--data", "real", "--data-root", str(tmp_path), "--out",
+    r = _run(["--preset", "skip-comparison-small", "--data", "real", "--data-root", str(tmp_path), "--out",
               str(tmp_path / "o"), "--no-progress"])
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and "refused a data file that tries to run code" in r.stderr

@@ -719,9 +719,9 @@ def _smoke() -> SkipsConfig:
 
 SKIP_PRESETS = {
     "smoke": _smoke(),
-    "small": dataclasses.replace(_smoke(), depths=(3,), skips=("none", "identity"), seeds=(0, 1), epochs=1,
-                                 n_train=200, n_test=50, probe_epochs=(0, 1), n_probe=64, n_ablate=8,
-                                 data="synthetic", note="test size"),
+    "skip-comparison-small": dataclasses.replace(
+        _smoke(), depths=(3,), skips=("none", "identity"), seeds=(0, 1), epochs=1, n_train=200, n_test=50,
+        probe_epochs=(0, 1), n_probe=64, n_ablate=8, data="synthetic", note="test size"),
     "orhan-pitkow": SkipsConfig(datasets=("cifar10", "cifar100"), depths=(10, 30), width=128,
                                 skips=("none", "identity", "hyper"), seeds=tuple(range(5)), epochs=50,
                                 batch_size=256, probe_epochs=(0, 1, 5, 10, 25, 50), data="real"),
