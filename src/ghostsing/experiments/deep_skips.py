@@ -695,11 +695,13 @@ def _dead_figures(cfg: DeadBranchesConfig, runs: dict, out: Path) -> list[str]:
     from ghostsing.plots.style import save_figure
 
     first = next(iter(runs.values()))
+    groups = {_arm_name(*k): (f"{k[0]}, {k[2]}", f"warm-up {k[1]}") for k in runs}
     fig = plot_step_log(first["steps"], {_arm_name(*k): r["step_dead"] for k, r in runs.items()},
-                        "dead branch fraction", f"epoch 1, step by step ({cfg.dataset}, depth {cfg.depth})")
+                        "dead branch fraction", f"epoch 1, step by step ({cfg.dataset}, depth {cfg.depth})",
+                        groups=groups)
     figs = list(save_figure(fig, out, "dead_branches_epoch1"))
     fig = plot_step_log(np.arange(cfg.epochs + 1), {_arm_name(*k): r["epoch_dead"] for k, r in runs.items()},
-                        "dead branch fraction", "by epoch", xlabel="epoch")
+                        "dead branch fraction", "by epoch", xlabel="epoch", groups=groups)
     figs += save_figure(fig, out, "dead_branches_epochs")
     return figs
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ghostsing.plots.style import colour_for, style_context
+from ghostsing.plots.style import CYCLE, colour_for, style_context
 
 __all__ = ["plot_training_curves", "plot_probe_profiles", "plot_init_vs_end", "plot_time_to_threshold",
-           "plot_step_log", "arm_colour"]
+           "plot_step_log", "arm_colour", "arm_colours"]
 
 _LABELS = {
     "train_loss": "training loss (cross-entropy, nats)",
@@ -44,14 +44,34 @@ _LABELS = {
 _ARM_WORDS = {"none": "plain", "identity": "residual", "hyper": "hyper-residual"}
 
 
+def _fixed(label: str) -> str | None:
+    skip, _, init = str(label).split(" (")[0].partition("@")
+    return colour_for(_ARM_WORDS[skip]) if not init and skip in _ARM_WORDS else None
+
+
+def arm_colours(labels: Sequence[str]) -> dict[str, str]:
+    """Colours of the arms of one figure: plain / residual / hyper-residual arms at the default
+    initialisation keep the package's fixed colours (:func:`ghostsing.plots.style.colour_for`); the other
+    labels get, in order of appearance, the palette colours the fixed arms do not use, and evenly spaced
+    viridis colours when there are more of them than that."""
+    out = {lab: _fixed(lab) for lab in labels}
+    rest = [lab for lab in labels if out[lab] is None]
+    taken = {colour_for(w) for w in _ARM_WORDS.values()}
+    free = [c for c in CYCLE if c not in taken]
+    if len(rest) > len(free):
+        import matplotlib
+
+        cmap = matplotlib.colormaps["viridis"]
+        free = [matplotlib.colors.to_hex(cmap(k / max(1, len(rest) - 1) * 0.9)) for k in range(len(rest))]
+    for lab, col in zip(rest, free, strict=False):
+        out[lab] = col
+    return out
+
+
 def arm_colour(label: str) -> str:
-    """Colour of an arm label such as ``"none@looks-linear"`` or ``"identity"``: plain / residual /
-    hyper-residual arms with the package's fixed colours when they use the default initialisation,
-    otherwise the stable colour of the whole label."""
-    skip, _, init = str(label).partition("@")
-    if not init and skip in _ARM_WORDS:
-        return colour_for(_ARM_WORDS[skip])
-    return colour_for(label)
+    """Colour of one arm label outside a figure's context: the fixed colour of plain / residual /
+    hyper-residual arms, else :func:`ghostsing.plots.style.colour_for` of the label."""
+    return _fixed(label) or colour_for(label)
 
 
 def _pyplot():
@@ -73,6 +93,7 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, np.ndarray]], title: 
     with style_context():
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4))
         axes = np.atleast_1d(axes)
+        colours = arm_colours(list(curves))
         for ax, m in zip(axes, metrics, strict=True):
             for lab, c in curves.items():
                 y = np.asarray(c[m], dtype=float)
@@ -82,7 +103,7 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, np.ndarray]], title: 
                     continue
                 with np.errstate(all="ignore"):
                     mean, lo, hi = np.nanmean(y[ok], 1), np.nanmin(y[ok], 1), np.nanmax(y[ok], 1)
-                col = arm_colour(lab)
+                col = colours[lab]
                 ax.plot(ep[ok], mean, color=col, label=f"{lab} (n={y.shape[1]})")
                 ax.fill_between(ep[ok], lo, hi, color=col, alpha=0.22, lw=0)
             ax.set_xlabel("epoch")
@@ -102,6 +123,7 @@ def plot_probe_profiles(probes: Mapping[str, Mapping[int, Mapping[str, np.ndarra
     columns = arms.  ``probes[label][epoch][metric]`` is ``(S, depth)``; the line is the mean over seeds."""
     plt = _pyplot()
     arms = list(probes)
+    colours = arm_colours(arms)
     with style_context():
         fig, axes = plt.subplots(len(metrics), len(arms), figsize=(2.9 * len(arms), 2.3 * len(metrics)),
                                  sharey="row", squeeze=False)
@@ -118,7 +140,7 @@ def plot_probe_profiles(probes: Mapping[str, Mapping[int, Mapping[str, np.ndarra
                             color=cmap(k / max(1, len(epochs) - 1)), label=f"epoch {e}")
                 ax.grid(alpha=0.3)
                 if i == 0:
-                    ax.set_title(arm, fontsize=9, color=arm_colour(arm))
+                    ax.set_title(arm, fontsize=9, color=colours[arm])
                 if i == len(metrics) - 1:
                     ax.set_xlabel("hidden layer l")
                 if j == 0:
@@ -140,9 +162,10 @@ def plot_init_vs_end(values: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndar
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.4), squeeze=False)
         for ax, m in zip(axes[0], metrics, strict=True):
             arms = list(values[m])
+            colours = arm_colours(arms)
             for x, arm in enumerate(arms):
                 a0, a1 = (np.asarray(v, dtype=float) for v in values[m][arm])
-                col = arm_colour(arm)
+                col = colours[arm]
                 for y0, y1 in zip(a0, a1, strict=True):
                     ax.plot([x - 0.18, x + 0.18], [y0, y1], color="0.7", lw=0.7, zorder=1)
                 ax.scatter(np.full(a0.size, x - 0.18), a0, s=12, facecolor="white", edgecolor=col, zorder=2)
@@ -163,11 +186,12 @@ def plot_time_to_threshold(curves: Mapping[str, np.ndarray], thresholds: Sequenc
     plt = _pyplot()
     with style_context():
         fig, axes = plt.subplots(1, len(thresholds), figsize=(3.8 * len(thresholds), 3.2), squeeze=False)
+        colours = arm_colours(list(curves))
         for ax, thr in zip(axes[0], thresholds, strict=True):
             for arm, y in curves.items():
                 y = np.asarray(y, dtype=float)
                 reached = np.maximum.accumulate(np.nan_to_num(y, nan=np.inf) <= thr, axis=0)
-                ax.step(np.arange(y.shape[0]), reached.mean(1), where="post", color=arm_colour(arm),
+                ax.step(np.arange(y.shape[0]), reached.mean(1), where="post", color=colours[arm],
                         label=arm)
             ax.set_ylim(-0.03, 1.03)
             ax.set_xlabel("epoch")
@@ -180,15 +204,27 @@ def plot_time_to_threshold(curves: Mapping[str, np.ndarray], thresholds: Sequenc
 
 
 def plot_step_log(steps: np.ndarray, series: Mapping[str, np.ndarray], ylabel: str, title: str,
-                  xlabel: str = "optimiser step") -> Any:
-    """Within-epoch log: ``series[arm]`` is ``(len(steps), S)``; mean over seeds and min-max band."""
+                  xlabel: str = "optimiser step", groups: Mapping[str, tuple[str, str]] | None = None) -> Any:
+    """Within-epoch log: ``series[arm]`` is ``(len(steps), S)``; mean over seeds and min-max band.
+
+    ``groups[arm] = (colour group, line-style group)``: arms of one colour group share a colour, arms of
+    one line-style group a line style (e.g. optimiser and initialisation by colour, warm-up by style)."""
     plt = _pyplot()
     with style_context():
-        fig, ax = plt.subplots(figsize=(5.4, 3.6))
+        fig, ax = plt.subplots(figsize=(6.2, 3.9))
+        if groups is None:
+            colours, styles = arm_colours(list(series)), dict.fromkeys(series, "-")
+        else:
+            by_colour = arm_colours(list(dict.fromkeys(g[0] for g in groups.values())))
+            by_style = dict(zip(dict.fromkeys(g[1] for g in groups.values()), ("-", "--", ":", "-."),
+                                strict=False))
+            colours = {a: by_colour[groups[a][0]] for a in series}
+            styles = {a: by_style.get(groups[a][1], "-") for a in series}
         for arm, y in series.items():
             y = np.asarray(y, dtype=float)
-            col = arm_colour(arm)
-            ax.plot(steps, np.nanmean(y, 1), color=col, label=f"{arm} (n={y.shape[1]})", marker=".", ms=3)
+            col = colours[arm]
+            ax.plot(steps, np.nanmean(y, 1), color=col, ls=styles[arm], label=f"{arm} (n={y.shape[1]})",
+                    marker=".", ms=3)
             ax.fill_between(steps, np.nanmin(y, 1), np.nanmax(y, 1), color=col, alpha=0.2, lw=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
