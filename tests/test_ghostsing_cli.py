@@ -47,6 +47,47 @@ def test_spec_errors_become_exit_2(capsys):
 
 
 def test_unknown_experiment_lists_allowed(capsys):
-    assert main(["simulate", "--experiment", "nope"]) == 2
+    assert main(["run", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "ghost-passage" in err and "'nope'" in err
+    assert "ghost-passage" in err and "'nope'" in err and err.count("\n") == 1
+
+
+def test_list_names_the_simulation_experiments_with_their_presets(capsys):
+    assert main(["list", "--kind", "simulation"]) == 0
+    out = capsys.readouterr().out
+    for name in ("portraits", "elimination-portraits", "plateau-vs-epsilon", "loss-curves", "sgd-vs-ode",
+                 "ghost-passage", "ghost-traps", "ghost-basin", "symmetric-passage", "ghost-noise"):
+        assert f"{name} " in out
+    assert "presets: default, small" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["run", "elimination-portraits", "--set", "alpha=-1"],
+     "error: alpha=-1.0 is not allowed; allowed: a finite float > 0"),
+    (["run", "portraits", "--set", "alpha=0.5"],
+     "'alpha' is not a setting of PortraitsConfig; allowed: alphas"),
+    (["run", "portraits", "--set", "grid"], "--set 'grid' is not allowed; allowed: KEY=VALUE"),
+    (["run", "portraits", "--preset", "huge"], "preset='huge' is not one of the presets of 'portraits'"),
+])
+def test_bad_run_settings_are_one_line_errors_with_exit_2(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+def test_run_with_a_toml_config_and_set_flags_writes_the_report(tmp_path, capsys):
+    cfg = tmp_path / "loss.toml"
+    cfg.write_text('preset = "small"\nn = 3\nalphas = [0.0, 0.08]\n')
+    out = tmp_path / "run"
+    assert main(["run", "loss-curves", "--config", str(cfg), "--set", "t_end=2000", "--out", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert str(out / "report.json") in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["n"] == 3 and report["config"]["t_end"] == 2000.0
+    assert report["config"]["alphas"] == [0.0, 0.08] and report["config"]["eps"] == 1e-3  # rest: the preset
+    assert (out / "loss_curves.png").is_file() and (out / "arrays.npz").is_file()
+    # --resume with another configuration is refused, naming the field
+    assert main(["run", "loss-curves", "--config", str(cfg), "--out", str(out), "--resume"]) == 2
+    assert "differs in t_end" in capsys.readouterr().err

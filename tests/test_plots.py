@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -120,23 +118,37 @@ def test_sgd_vs_ode_axis_is_steps_over_N():
     plt.close(fig)
 
 
-def test_save_figure_writes_png_pdf_and_data_that_round_trip(tmp_path):
+def test_save_figure_writes_png_and_pdf_atomically_and_closes_the_figure(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
-    arr = np.arange(6.0).reshape(2, 3)
-    paths = save_figure(fig, tmp_path / "out", "demo", arrays={"a": arr},
-                        table={"x": [1.5, 2.5], "y": [3, 4]},
-                        meta={"seed": 7, "value": float("nan"), "v": np.float64(2.0)}, pdf=True)
-    plt.close(fig)
-    assert set(paths) == {"png", "pdf", "npz", "csv", "json"}
-    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert paths["pdf"].read_bytes()[:4] == b"%PDF"
-    np.testing.assert_array_equal(np.load(paths["npz"])["a"], arr)
-    rows = list(csv.reader(paths["csv"].open()))
-    assert rows[0] == ["x", "y"] and float(rows[1][0]) == 1.5 and int(rows[2][1]) == 4
-    meta = json.loads(paths["json"].read_text())
-    assert meta["seed"] == 7 and meta["value"] is None and meta["v"] == 2.0
-    assert meta["figure"] == "demo.png" and "ghostsing_version" in meta
+    names = save_figure(fig, tmp_path / "out", "demo", pdf=True)
+    assert names == ("demo.png", "demo.pdf")
+    assert (tmp_path / "out" / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "out" / "demo.pdf").read_bytes()[:4] == b"%PDF"
+    assert not plt.fignum_exists(fig.number)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
     with pytest.raises(ValueError, match="stem"):
-        save_figure(fig, tmp_path, "a/b")
+        save_figure(plt.figure(), tmp_path, "a/b")
+
+
+def test_one_palette_gives_an_arm_the_same_colour_everywhere():
+    from ghostsing.plots.style import ARM_COLOURS, CYCLE, OKABE_ITO, colour_for
+
+    assert set(CYCLE) <= set(OKABE_ITO.values()) and OKABE_ITO["yellow"] not in CYCLE
+    assert colour_for("plain") == colour_for(" Plain ") == OKABE_ITO["blue"]
+    assert colour_for("residual") == OKABE_ITO["vermillion"] != colour_for("plain")
+    assert set(ARM_COLOURS.values()) <= set(OKABE_ITO.values())
+    # unknown labels: a fixed colour of the cycle, the same in every call (and every process: CRC-32)
+    assert colour_for("random seed 5") in CYCLE and colour_for("random seed 5") == colour_for("random seed 5")
+    import zlib
+
+    assert colour_for("random seed 5") == CYCLE[zlib.crc32(b"random seed 5") % len(CYCLE)]
+    # the basin figure draws its end states with these colours
+    from ghostsing.plots.ghosts import plot_basin
+
+    fig = plot_basin(np.array([0.0, 0.1]), {"global": np.array([1.0, 0.5]), "trap": np.array([0.0, 0.5])}, 10)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    colours = {lab: matplotlib.colors.to_hex(h[0].get_color())
+               for h, lab in zip(handles, labels, strict=True)}
+    assert colours == {"global": OKABE_ITO["green"].lower(), "trap": OKABE_ITO["vermillion"].lower()}
+    plt.close(fig)

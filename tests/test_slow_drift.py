@@ -211,23 +211,6 @@ def test_passage_times_follow_the_derived_law_and_the_laws_are_compared_on_one_c
     assert bad["order"][0] == "power"
 
 
-def test_ghost_experiments_run_end_to_end_on_tiny_settings(tmp_path):
-    import json
-
-    from ghostsing.simulate import experiments as ex
-
-    ex.EXPERIMENTS["ghost-traps"](tmp_path, alphas=(0.3, 0.1), progress=False)
-    meta = json.loads((tmp_path / "ghost_traps.json").read_text())
-    assert all(t["certified"] for t in meta["traps"])
-    assert all(t["trajectory_rel_distance_to_trap"] < 1e-8 for t in meta["traps"])
-    ex.EXPERIMENTS["ghost-basin"](tmp_path, n=8, alphas=(0.0, 1.0), t_end=1e5, progress=False)
-    meta = json.loads((tmp_path / "ghost_basin.json").read_text())
-    assert meta["per_alpha"][0]["trap_loss"] is None
-    assert sum(meta["per_alpha"][1]["fractions"].values()) == pytest.approx(1.0)
-    for stem in ("ghost_traps", "ghost_basin"):
-        assert (tmp_path / f"{stem}.png").stat().st_size > 0
-
-
 def test_noise_passage_helpers_against_closed_forms():
     from ghostsing.simulate.ghost_noise import NoiseDrift, crossing_times, predicted_passage
 
@@ -315,7 +298,7 @@ def test_scaled_reduction_predicts_the_degenerate_passage():
     the closed-form scaled loss, predict the integrator's escape time at alpha = 1e-3 to 1 %."""
     from ghostsing.analytic.scaled_reduction import scaled_branch
     from ghostsing.simulate import Event
-    from ghostsing.simulate import experiments as ex
+    from ghostsing.simulate import symmetric as ex
 
     br = scaled_branch(SYMMETRIC)
     assert br.c == pytest.approx(0.0374, abs=2e-4) and 0.01 < br.kappa < 0.02

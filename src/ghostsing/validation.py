@@ -28,7 +28,7 @@ def _describe(low: float | None, high: float | None, kind: str, low_open: bool =
 
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an ``int`` in ``[low, high]`` (bounds optional); bools are refused."""
-    allowed = _describe(low, high, "integer").replace("finite ", "")
+    allowed = _describe(low, high, "integer").replace("a finite ", "an ")
     if isinstance(value, bool) or not isinstance(value, (int,)) and not (
         hasattr(value, "__index__") and not isinstance(value, float)
     ):
