@@ -1,17 +1,15 @@
-"""Elimination singularity of unit 2: phase portraits in the relaxed (w_2, |J_2|) plane, plain vs skip."""
+"""Elimination singularity of unit 2: phase portraits in the relaxed (w_2, |J_2|) plane, plain vs skip.
+
+Thin call of the registered experiment `elimination-portraits` (`ghostsing run elimination-portraits`);
+writes `simulations/figures/elimination-portraits/`. Extra arguments are passed on (`--preset small`,
+`--set key=value`).
+"""
 
 from __future__ import annotations
 
 import sys
 
-from _common import FIGURES, main
-
-from ghostsing.simulate.experiments import run_elimination_portraits
-
-
-def run(out_dir=FIGURES, seed: int = 0) -> list:
-    return run_elimination_portraits(out_dir=out_dir, alpha_skip=0.1, grid=41, seed=seed)
-
+from _common import main
 
 if __name__ == "__main__":
-    sys.exit(main(run, __doc__.splitlines()[0]))
+    sys.exit(main("elimination-portraits"))

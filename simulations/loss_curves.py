@@ -1,4 +1,8 @@
-"""Ensemble loss curves (median, quartile band) from starts near the overlap line, plain vs skips."""
+"""Ensemble loss curves (median, quartile band) from starts near the overlap line, plain vs skips.
+
+Thin call of the registered experiment `loss-curves` (`ghostsing run loss-curves`); writes
+`simulations/figures/loss-curves/`.  Extra arguments are passed on (`--preset small`, `--set key=value`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,5 @@ import sys
 
 from _common import main
 
-from ghostsing.simulate.experiments import run_loss_curves
-
 if __name__ == "__main__":
-    sys.exit(main(run_loss_curves, __doc__.splitlines()[0], n=32))
+    sys.exit(main("loss-curves"))

@@ -1,5 +1,10 @@
-"""Plateau length vs distance epsilon from the overlap line at alpha = 0, fitted tau = a ln(1/eps) + c
-against a = 1/lambda_u (Jacobian), and escape-time histograms."""
+"""Plateau length vs distance epsilon from the overlap line at alpha = 0: tau = a ln(1/eps) + c against a =
+1/lambda_u.
+
+Thin call of the registered experiment `plateau-vs-epsilon` (`ghostsing run plateau-vs-epsilon`); writes
+`simulations/figures/plateau-vs-epsilon/`. Extra arguments are passed on (`--preset small`, `--set
+key=value`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,5 @@ import sys
 
 from _common import main
 
-from ghostsing.simulate.experiments import run_plateau_vs_epsilon
-
 if __name__ == "__main__":
-    sys.exit(main(run_plateau_vs_epsilon, __doc__.splitlines()[0], n=24))
+    sys.exit(main("plateau-vs-epsilon"))

@@ -1,4 +1,8 @@
-"""On-line SGD at N = 500 (4 seeds) vs the large-N order-parameter ODE, K = M = 2 erf."""
+"""On-line SGD at N = 500 (4 seeds) vs the large-N order-parameter ODE, K = M = 2 erf.
+
+Thin call of the registered experiment `sgd-vs-ode` (`ghostsing run sgd-vs-ode`); writes
+`simulations/figures/sgd-vs-ode/`.  Extra arguments are passed on (`--preset small`, `--set key=value`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,5 @@ import sys
 
 from _common import main
 
-from ghostsing.simulate.experiments import run_sgd_vs_ode
-
 if __name__ == "__main__":
-    sys.exit(main(run_sgd_vs_ode, __doc__.splitlines()[0], n=4))
+    sys.exit(main("sgd-vs-ode"))
