@@ -152,25 +152,22 @@ def test_eval_train_records_whole_set_loss():
 def test_warmup_and_step_log():
     x, y, xt, yt = _data()
     cfg = MLPConfig(depth=2, width=8, in_dim=20, n_classes=4)
-    seen = []
+    calls = []
 
     def probe(m):
-        seen.append(1)
-        return {"lr": np.array([opt_lr[0]])}
+        calls.append(1)
+        return {"n": np.array([len(calls)])}
 
     tcfg = TrainConfig(optimizer="sgd", lr=0.1, epochs=2, batch_size=16, warmup_steps=6, step_probe_every=2,
                        step_probe_epochs=(1,))
-    opt_lr = [None]
     model = BatchedMLP(cfg, [0], dtype=torch.float64)
-    res = train(model, x, y, xt, yt, tcfg, progress=False, step_probe=lambda m: {"n": np.array([len(seen)])})
+    res = train(model, x, y, xt, yt, tcfg, progress=False, step_probe=probe)
     log = res.extra["step_log"]
     assert [(r["epoch"], r["step"]) for r in log] == [(1, 0), (1, 2), (1, 4)]   # 64/16 = 4 steps per epoch
     # warm-up: SGD steps with lr * min(1, t/6); the first step of a warm-up run moves 1/6 as far
     m1, m2 = BatchedMLP(cfg, [0], dtype=torch.float64), BatchedMLP(cfg, [0], dtype=torch.float64)
-    one = TrainConfig(optimizer="sgd", lr=0.1, epochs=1, batch_size=64)
     w0 = m1.w_out.detach().clone()
-    train(m1, x, y, xt, yt, one, progress=False)
+    train(m1, x, y, xt, yt, TrainConfig(optimizer="sgd", lr=0.1, epochs=1, batch_size=64), progress=False)
     train(m2, x, y, xt, yt, TrainConfig(optimizer="sgd", lr=0.1, epochs=1, batch_size=64, warmup_steps=6),
           progress=False)
     torch.testing.assert_close(m2.w_out.detach() - w0, (m1.w_out.detach() - w0) / 6)
-    del probe
