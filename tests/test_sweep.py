@@ -132,6 +132,9 @@ def test_store_ignores_temporary_files_and_rebuilds_arrays(tmp_path) -> None:
     rec.unlink()
     run_sweep(_spec(), path, cluster="serial", progress=False)  # redoes exactly the missing cell
     assert json.loads(rec.read_text())["scalars"] == held["scalars"]
+    rec.write_text("")  # a record a power loss emptied (no --durable): read as absent, the cell reruns
+    again = run_sweep(_spec(), path, cluster="serial", progress=False, durable=True)
+    assert again.n_run == 1 and json.loads(rec.read_text())["scalars"] == held["scalars"]
     from ghostsing.experiments.sweep_store import SweepStore
 
     held_bytes = rec.read_bytes()
@@ -145,6 +148,18 @@ def test_store_ignores_temporary_files_and_rebuilds_arrays(tmp_path) -> None:
     where = {k: int(v) for k, v in zip(ds.status.dims, np.argwhere(ds.key.values == held["key"])[0],
                                        strict=True)}
     assert ds.status.isel(where).item() == held["status"]
+
+
+def test_scalar_named_like_a_coordinate(tmp_path) -> None:
+    spec = SweepSpec(TOY, grid={"x": [1.0, 2.0]}, seed_field=None, seeds=())
+    from ghostsing.experiments import sweep_store
+
+    st = sweep_store.SweepStore(tmp_path / "c.zarr", spec.to_dict(), spec.layout())
+    for c in spec.cells():
+        st.write({"key": c.key, "status": "done", "scalars": {"x": c.config.x * 10, "status": 1.0}})
+    ds = st.dataset()
+    assert ds["out.x"].values.tolist() == [10.0, 20.0] and ds["out.status"].values.tolist() == [1.0, 1.0]
+    assert ds.x.values.tolist() == [1.0, 2.0] and dict(ds.sizes) == {"x": 2}
 
 
 def test_toml_and_command_line(tmp_path, monkeypatch, capsys) -> None:

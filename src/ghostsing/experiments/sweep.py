@@ -323,14 +323,14 @@ def cell_scalars(output: ExperimentOutput) -> dict[str, float]:
         if isinstance(obj, Mapping):
             for k, v in obj.items():
                 walk(f"{prefix}/{k}", v, in_list)
-        elif isinstance(obj, (list, tuple)):
-            for i, v in enumerate(obj):
+        elif isinstance(obj, (list, tuple, np.ndarray)):
+            for i, v in enumerate(np.asarray(obj).ravel().tolist() if isinstance(obj, np.ndarray) else obj):
                 walk(f"{prefix}/{i}", v, True)
         elif in_list and isinstance(obj, (bool, int, float, np.bool_, np.integer, np.floating)):
             out.setdefault(prefix, float(obj))
 
     for key, value in output.summary.items():
-        if isinstance(value, (list, tuple, Mapping)):
+        if isinstance(value, (list, tuple, Mapping, np.ndarray)):
             walk(str(key), value, False)
     return out
 
@@ -442,39 +442,43 @@ class _Progress:
 
 def run_sweep(spec: SweepSpec, store: str | os.PathLike | None = None, *, cluster: str | None = None,
               scheduler: str | None = None, client: Any = None, workers: int | None = None,
-              progress: bool = True, retry_failed: bool = False, flush_s: float = 2.0,
+              progress: bool = True, retry_failed: bool = False, flush_s: float = 2.0, durable: bool = False,
               on_record: Callable[[dict[str, Any]], None] | None = None,
               echo: Callable[[str], None] = print) -> SweepResult:
     """Run the cells of ``spec`` that ``store`` does not hold (module docstring); returns a summary.
 
     ``client`` (a ``distributed.Client``) wins over ``scheduler`` (an address), which wins over
     ``cluster`` (default ``spec.cluster["kind"]`` or ``"local"``).  ``retry_failed`` reruns cells stored as
-    failed.  The arrays of the store are rebuilt at most every ``flush_s`` seconds and at the end.
+    failed.  The arrays of the store are rebuilt at most every ``flush_s`` seconds (and at least 10 times
+    as long as the last rebuild took, so that rebuilding never takes more than a tenth of the client's
+    time) and at the end; ``durable`` fsyncs every record (:mod:`~ghostsing.experiments.sweep_store`).
     """
     t_start = time.perf_counter()
     path = store if store is not None else spec.store
     if path is None:
         raise ValueError("no store given; allowed: a path such as runs/sweep.zarr (store= or --store)")
     cells = spec.cells()
-    st = SweepStore(path, spec.to_dict(), spec.layout(cells))
+    st = SweepStore(path, spec.to_dict(), spec.layout(cells), durable=durable)
     stored = st.done_keys() | (set() if retry_failed else st.failed_keys())
     todo = [c for c in cells if c.key not in stored]
     exp_ref = spec.experiment
     dashboard = None
     bar = _Progress(len(cells), len(cells) - len(todo), progress and bool(todo), desc=spec.experiment)
-    last_flush = time.perf_counter()
+    last_flush, flush_cost = time.perf_counter(), 0.0
     ran: list[str] = []
 
     def record(rec: dict[str, Any]) -> None:
-        nonlocal last_flush
+        nonlocal last_flush, flush_cost
         st.write(rec)
         ran.append(rec["key"])
         if on_record is not None:
             on_record(rec)
         bar.update(rec["status"])
-        if time.perf_counter() - last_flush > flush_s:
+        now = time.perf_counter()
+        if now - last_flush > max(flush_s, 10 * flush_cost):
             st.flush()
             last_flush = time.perf_counter()
+            flush_cost = last_flush - now
 
     kind = cluster or spec.cluster.get("kind", "local")
     if kind not in CLUSTERS:

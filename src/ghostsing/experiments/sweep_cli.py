@@ -69,6 +69,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="local workers, or jobqueue jobs")
     p.add_argument("--gpu", action="store_true", help="deep cells ask for a GPU (worker resource GPU=1)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells stored as failed")
+    p.add_argument("--durable", action="store_true", help="fsync every cell record (survives a power loss)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -114,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
     if store is None:
         raise ValueError("no store given; allowed: --store DIR.zarr (or store = ... in the sweep file)")
     result = run_sweep(spec, store, cluster=args.cluster, scheduler=args.scheduler, workers=args.workers,
-                       progress=not args.quiet, retry_failed=args.retry_failed)
+                       progress=not args.quiet, retry_failed=args.retry_failed, durable=args.durable)
     print(f"sweep {spec.experiment}: {result.n_cells} cells, {result.n_skipped} stored before, "
           f"{result.n_run} run now; {result.n_done} done, {result.n_failed} failed in "
           f"{result.wall_time_s:.1f} s -> {result.store} (xarray.open_zarr)")
