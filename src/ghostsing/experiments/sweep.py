@@ -389,8 +389,10 @@ def _make_cluster(kind: str, spec: SweepSpec, workers: int | None):
 
         n = workers or spec.cluster.get("workers") or os.cpu_count() or 1
         resources = {"GPU": 1} if spec.uses_gpu() else None
+        # one single-threaded worker per core: Numba's parallel loops get one thread too (no oversubscription)
+        env = {"NUMBA_NUM_THREADS": "1", **dict(options.pop("env", {}))}
         cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, resources=resources,
-                               dashboard_address=options.pop("dashboard_address", ":0"), **options)
+                               dashboard_address=options.pop("dashboard_address", ":0"), env=env, **options)
         return cluster, int(n)
     cluster, jobs = jobqueue_cluster(kind, spec, workers)
     cluster.scale(jobs=jobs)
