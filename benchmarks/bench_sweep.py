@@ -92,7 +92,8 @@ def one_vs_two(n_cells: int, tmp: Path, rounds: int = 2) -> dict:
                        "cell_s_sum": float(cell.sum()), "busy_fraction": float(cell.sum()) / (w * wall),
                        "load_before": load0, "load_after": _load()}
                 out["runs"].append(run)
-                print(f"  round {r}, {w} worker(s): {wall:.1f} s, busy {run['busy_fraction']:.2f}", flush=True)
+                print(f"  round {r}, {w} worker(s): {wall:.1f} s, busy {run['busy_fraction']:.2f}",
+                      flush=True)
     best = {w: min(x["wall_s"] for x in out["runs"] if x["workers"] == w) for w in (1, 2)}
     out["best_wall_s"] = best
     out["speedup_2_over_1"] = best[1] / best[2]
