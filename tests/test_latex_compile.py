@@ -1,6 +1,6 @@
 """The LaTeX that ghostsing writes compiles with pdflatex, with no undefined macro and no TeX error.
 
-Compiled: the derivation scripts' documents under ``analytic/out/`` (written by ``analytic/two_unit.py``
+Compiled: the derivation documents under ``analytic/out/<name>/`` (written by ``analytic/two_unit.py``
 and ``analytic/three_unit.py``) and ``ghostsing derive --format latex`` documents (order-parameter and
 weight form, with a singular manifold).  Needs a TeX engine (``pdflatex``, Debian package
 ``texlive-latex-base``); skipped with that reason where there is none.  A document with an undefined
@@ -48,7 +48,7 @@ def assert_compiles(text: str, workdir: Path, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["two_unit", "three_unit"])
 def test_script_documents_compile(name: str, tmp_path: Path) -> None:
-    text = (ROOT / "analytic" / "out" / f"{name}.tex").read_text(encoding="utf-8")
+    text = (ROOT / "analytic" / "out" / name.replace("_", "-") / f"{name}.tex").read_text(encoding="utf-8")
     assert_compiles(text, tmp_path, name)
 
 

@@ -1,7 +1,9 @@
 """MkDocs hook of the ghostsing site: figures, generated derivations and the example gallery.
 
-* ``simulations/figures/*.png`` are served under ``figures/`` (the figures page shows them);
-* ``analytic/out/two_unit.md`` and ``three_unit.md`` (written by the derivation scripts) become the pages
+* ``simulations/figures/<experiment>/*.png`` are served under ``figures/<experiment>/`` (the figures page
+  shows them);
+* ``analytic/out/two-unit/two_unit.md`` and ``three-unit/three_unit.md`` (written by the derivation
+  experiments) become the pages
   ``derivations/two_unit.md`` and ``derivations/three_unit.md``;
 * every ``examples/[0-9]*.py`` is **run** (``python script``, from the repository root, 600 s at most)
   and becomes a page ``gallery/<name>.md`` with the script's docstring, its source and the output it
@@ -63,10 +65,11 @@ def example_page(path: Path, output: str | None, seconds: float | None) -> str:
 
 
 def on_files(files: Files, config) -> Files:
-    for png in sorted(FIGURES.glob("*.png")):
-        files.append(File.generated(config, f"figures/{png.name}", abs_src_path=str(png)))
+    for png in sorted(FIGURES.glob("*/*.png")):  # one folder per registered experiment
+        rel = png.relative_to(FIGURES).as_posix()
+        files.append(File.generated(config, f"figures/{rel}", abs_src_path=str(png)))
     for name in ("two_unit", "three_unit"):
-        md = DERIVATIONS / f"{name}.md"
+        md = DERIVATIONS / name.replace("_", "-") / f"{name}.md"
         if md.exists():
             files.append(File.generated(config, f"derivations/{name}.md",
                                         content=md.read_text(encoding="utf-8")))

@@ -31,6 +31,9 @@ CATALOG: Mapping[str, tuple[str, str]] = MappingProxyType({
     "ghost-basin": ("ghostsing.experiments.ghosts", "simulation"),
     "symmetric-passage": ("ghostsing.experiments.ghosts", "simulation"),
     "ghost-noise": ("ghostsing.experiments.ghosts", "simulation"),
+    # derivation documents (LaTeX, Markdown, JSON)
+    "two-unit": ("ghostsing.experiments.derivation_two_unit", "analytic"),
+    "three-unit": ("ghostsing.experiments.derivation_three_unit", "analytic"),
     # one cell of the plateau phase diagram (the sweep sweeps/plateau.toml)
     "plateau-cell": ("ghostsing.experiments.plateau_cell", "simulation"),
     # deep nets with and without skips (python -m ghostsing.deepcheck)
