@@ -16,7 +16,7 @@ from scipy.integrate import solve_ivp
 from sim_flows import rot_exact, rot_flow
 
 from ghostsing.simulate import Execution, Saves, Status, StepControl, integrate
-from ghostsing.simulate.integrate import ESTIMATE_SAFETY, pair_error_estimate
+from ghostsing.simulate.global_error import ESTIMATE_SAFETY, pair_error_estimate
 
 TE = np.concatenate([[0.0], np.geomspace(0.1, 1e4, 21)])
 # rows of N(0, 0.8^2 I) starts, seed 7 (the calibration study's): 1009 and 1616 pass near a saddle
