@@ -635,12 +635,13 @@ def elimination_fate(spec: ModelSpec, unit: int = 0, which: str = "w", alpha: fl
         if cp.kind == "not critical":
             segs.append(SetSegment(-np.inf, np.inf, "left at O(1) rate",
                                    f"no critical point found on the set: |dL/dJ_i| = "
-                                   f"{np.linalg.norm(c):.3g} at the best w_i = {y[wi]:.4g} (for N >= 2 one w_i cannot zero the N "
-                                   "components of E[r x])"))
+                                   f"{np.linalg.norm(c):.3g} at the best w_i = {y[wi]:.4g} (for N >= 2 "
+                                   "one w_i cannot zero the N components of E[r x])"))
         else:
             wstar = float(y[wi])
             fate = {"degenerate minimum": "trap (degenerate)", "trap": "trap",
-                    "global minimum": "global minimum", "degenerate saddle": "persistent singularity", "saddle": "persistent singularity"}
+                    "global minimum": "global minimum", "degenerate saddle": "persistent singularity",
+                    "saddle": "persistent singularity"}
             segs.append(SetSegment(-np.inf, np.inf, fate[cp.kind],
                                    f"one critical point at w_i = {wstar:.6g} ({cp.kind}, loss gap "
                                    f"{cp.loss_gap:.3g}); elsewhere dL/dJ_i = -w_i g'(0) E[r x] != 0", wstar))
