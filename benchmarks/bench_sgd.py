@@ -32,6 +32,7 @@ from numba.typed import List
 from scipy.special import erf
 
 from ghostsing.simulate.sgd import _goldt_seeds, online_sgd
+from ghostsing.simulate.status import Status
 
 HERE = Path(__file__).resolve().parent
 K = M = 2
@@ -113,7 +114,7 @@ def run(Ns, steps_numba, steps_numpy, steps_torch, n_par, repeat):
             Qo, Ro, vo = np.empty((n_seeds, 2, K, K)), np.empty((n_seeds, 2, K, M)), np.empty((n_seeds, 2, K))
             status = np.zeros(n_seeds, dtype=np.int64)
             _goldt_seeds(Js, vs, Bs, A, LR, LR, 0.0, True, 0, 1, grid, rngs, Qo, Ro, vo, status)
-            assert np.all(status == 0)
+            assert np.all(status == Status.OK)
 
         kernel(1)
         kernel(n_par)
