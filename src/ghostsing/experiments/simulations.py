@@ -1,5 +1,7 @@
 r"""Simulation studies of the symmetric two-unit model: phase portraits, plateaus, loss curves, SGD vs ODE.
 
+One idea, so one module: the studies of the symmetric two-unit model and its overlap line.
+
 Registered experiments (kind ``simulation``; ``ghostsing run NAME``):
 
 * ``portraits`` — overlap phase portraits in the relaxed ``(z, |u|)`` plane, plain vs skip;
