@@ -173,3 +173,93 @@ def classify_ends(spec: ModelSpec, theta0: np.ndarray, t_end: float, global_loss
         labels[np.abs(L - trap_loss) < tol] = "trap"
     labels[np.abs(L - global_loss) < tol] = "global"
     return EndStates(labels.astype(str), L, u, az, th)
+
+
+# ====================================================================== the degenerate (symmetric) passage
+def degenerate_rtol(alpha: float) -> float:
+    """The relative tolerance :func:`degenerate_passage_times` uses at ``alpha`` (``3e-6``, ``1e-5`` below
+    ``alpha = 8e-6``): loose, because the local error estimate is limited by rounding, not by accuracy.
+
+    Why: on the slow manifold ``w_i ~ -w_j ~ z w*/2`` grows to ``kappa w*/(2 alpha)`` (1546 at
+    ``alpha = 1e-5``), and the gradient in ``J_i`` is a sum of terms of size ``w_i^2`` that cancel to
+    ``O(w_i)``, so each flow evaluation carries a rounding noise ``~ eps w_i^2`` (``eps = 2.2e-16``).  The
+    error estimate of every step sees ``h eps w_i^2``; with a fixed tolerance the accepted step falls as
+    ``1 / z^2`` (measured with Rodas5P at ``alpha = 1e-4``: mean step 6.8e5 at ``z = 5``, 1.1e4 at
+    ``z = 68``; halving it needs a tolerance twice as tight, i.e. the step is proportional to rtol, the
+    signature of noise, not of truncation error), and at ``alpha = 1e-5`` with rtol ``1e-9`` the budget
+    of 10^7 steps is spent by ``t ~ 1e9`` of the ``1.8e12`` needed.  The noise does not accumulate: the
+    transverse coordinate it kicks relaxes at the rate ``(w_i - w_j)^2``, so a loose tolerance gives the
+    same trajectory (``tau alpha^2`` at ``alpha = 1e-4``: 115.0737 with rtol 1e-6 and 1e-7 and the 115.07
+    of rtol 1e-9; at ``alpha = 1e-5``: 176.6832 with rtol 3e-6 and 176.6836 with 1e-6).
+    """
+    return 3e-6 if alpha >= 8e-6 else 1e-5
+
+
+@dataclass(frozen=True, eq=False)
+class DegenerateRun:
+    """Escape times of the symmetric teacher for ``alphas[a]`` and starts ``r``.
+
+    tau[a, r] : first time the loss falls below ``(1 - rel_band) L*`` (NaN: not by ``400 / alpha^2``);
+    c_geo[a, r] : ``ln(z_2 / z_1) / (alpha^2 (t_2 - t_1))`` between the two ``z_levels`` (NaN where
+    ``alpha z_2 >= 0.05``); rtol[a] : the tolerance used; tau_check[a] : the first start again at
+    ``rtol / 3`` (the integration error of ``tau``); steps[a, r] : accepted steps.
+    """
+
+    alphas: np.ndarray
+    tau: np.ndarray
+    c_geo: np.ndarray
+    rtol: np.ndarray
+    tau_check: np.ndarray
+    steps: np.ndarray
+    z0: float
+    eps: float
+    z_levels: tuple[float, float]
+
+
+def degenerate_passage_times(alphas: Sequence[float], n_starts: int = 4, z0: float = 2.0,
+                             eps: float = 1e-3, rel_band: float = 0.5,
+                             z_levels: tuple[float, float] = (4.0, 20.0), seed: int = 0, check: bool = True,
+                             rtol: float | None = None) -> DegenerateRun:
+    """Escape times from the former overlap line of the symmetric teacher (``v = (1, 1)``, ``B = I``,
+    identity skips; the doubly degenerate case ``v1 = 0``), starts at ``z0`` with ``|u0| = eps`` and
+    ``u.J* > 0`` (the escape branch), Rodas5P at :func:`degenerate_rtol` (or ``rtol``), ``atol = 1e-12``.
+
+    ``check``: integrate the first start again at a third of the tolerance (``tau_check``).
+    """
+    from ghostsing.simulate import symmetric as ex
+    from ghostsing.simulate.options import Stop
+
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"eps={eps}; allowed: a finite float > 0")
+    rng = np.random.default_rng(seed)
+    level = ex.L_STAR * (1 - rel_band)
+    zfun = free_coordinate(ex.symmetric_spec(0.0))
+    al = np.asarray(alphas, dtype=np.float64)
+    if np.any(al <= 0):
+        raise ValueError(f"alphas={alphas!r}; allowed: floats > 0")
+    tau = np.full((al.size, n_starts), np.nan)
+    c_geo = np.full((al.size, n_starts), np.nan)
+    steps = np.zeros((al.size, n_starts), dtype=np.int64)
+    rt = np.array([rtol if rtol is not None else degenerate_rtol(float(a)) for a in al])
+    tau_check = np.full(al.size, np.nan)
+    for k, a in enumerate(al):
+        f = ex.compiled(ex.symmetric_spec(float(a)))
+        th0 = ex.overlap_starts(n_starts, eps, z0, rng)
+        u = th0[:, 2:4] - th0[:, 4:6]
+        flip = u @ ex.J_STAR < 0
+        th0[flip, 2:] = 2 * np.tile(ex.J_STAR, 2) - th0[flip, 2:]
+        events = [Event(levels=[level], direction=-1, terminal=True),
+                  Event(levels=list(z_levels), fn=zfun, direction=1)]
+        tt = np.array([0.0, 400.0 / a**2])
+        sol = integrate(f, th0, tt, rtol=float(rt[k]), atol=1e-12, method="rodas5p",
+                        stop=Stop(max_steps=200_000_000), events=events)
+        tau[k] = sol.events[0][:, 0]
+        steps[k] = sol.n_accepted
+        if a * z_levels[1] < 0.05:
+            dt = sol.events[1][:, 1] - sol.events[1][:, 0]
+            c_geo[k] = np.log(z_levels[1] / z_levels[0]) / (a**2 * dt)
+        if check:
+            chk = integrate(f, th0[:1], tt, rtol=float(rt[k]) / 3, atol=1e-12, method="rodas5p",
+                            stop=Stop(max_steps=400_000_000), events=events[:1])
+            tau_check[k] = chk.events[0][0, 0]
+    return DegenerateRun(al, tau, c_geo, rt, tau_check, steps, float(z0), float(eps), tuple(z_levels))
