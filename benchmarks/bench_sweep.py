@@ -15,8 +15,9 @@
 3. **Simulated many workers.**  One process, a ``LocalCluster`` of ``W`` worker threads (``W`` up to 256),
    cells that sleep for durations drawn from the measured plateau-cell costs (clipped at their 90th
    percentile, so that one cell does not outlast the run, and scaled to a mean of 0.25 s so that a run
-   takes seconds; sleeping releases the GIL, so the threads behave as independent workers), ``4 W``
-   cells per run (at least 32).  Efficiency = (total cell time / W) / wall.  The client handles each result in
+   takes seconds; sleeping releases the GIL, so the threads behave as independent workers), ``16 W``
+   cells per run (an ideal 4 s of work per worker, so that the run's fixed costs do not dominate).
+   Efficiency = (total cell time / W) / wall.  The client handles each result in
    turn (one writer), so it saturates when ``W * overhead_per_cell / mean_cell_time`` approaches 1; the
    table shows where.
 """
@@ -168,7 +169,7 @@ def simulated(workers: list[int], costs: np.ndarray, mean_target: float, tmp: Pa
     rows = []
     rng = np.random.default_rng(0)
     for w in workers:
-        n = max(4 * w, 32)
+        n = 16 * w
         durations = rng.choice(costs * scale, size=n) + rng.uniform(0.0, 1e-6, n)  # distinct cells
         with LocalCluster(n_workers=1, threads_per_worker=w, processes=False, dashboard_address=":0") as cl, \
                 Client(cl) as client:
