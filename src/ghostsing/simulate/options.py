@@ -141,11 +141,6 @@ class Stop:
         object.__setattr__(self, "max_steps", check_int("max_steps", self.max_steps, 1))
         object.__setattr__(self, "max_abs", _check_positive("max_abs", self.max_abs, allow_inf=True))
 
-    @classmethod
-    def converged(cls, grad_tol: float, hold_time: float = 0.0, **kw: Any) -> Stop:
-        """``Stop(grad_tol=grad_tol, hold_time=hold_time, ...)``."""
-        return cls(grad_tol=grad_tol, hold_time=hold_time, **kw)
-
 
 @dataclass(frozen=True)
 class StiffnessSwitch:
