@@ -563,7 +563,8 @@ def elimination_fate(spec: ModelSpec, unit: int = 0, which: str = "w", alpha: fl
         # the parent at its own best fit with skips (unit i off: its J_i does not matter)
         th0 = constrained_minimum(model, embed(fit.theta, 0.0, np.full(N, 0.5)), [wi, *Ji])
         parent_a = np.delete(th0, [wi, *Ji])
-        rs = np.linspace(r_max / n_grid, r_max, n_grid)
+        rs = np.concatenate([np.geomspace(1e-4, 0.9 * r_max / n_grid, 25), np.linspace(r_max / n_grid, r_max,
+                                                                                          n_grid)])
         dirs = _directions(N, n_dirs, seed)
         h = np.zeros((len(dirs), rs.size))
         for d, e in enumerate(dirs):

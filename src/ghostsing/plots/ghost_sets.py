@@ -72,15 +72,14 @@ def plot_elimination_sets(h_curves: Mapping[str, tuple[np.ndarray, np.ndarray, S
         a1.set_ylabel("h_alpha(J_i) = -dL/dw_i  (zeros: critical points)")
         a1.legend(loc="best")
         allx = []
-        for k, (label, (al, dist)) in enumerate(moves.items()):
+        for k, (label, (al, dist, _p)) in enumerate(moves.items()):
             ok = np.isfinite(dist) & (dist > 0)
             a2.loglog(al[ok], dist[ok], "o-", color=CYCLE[k % len(CYCLE)], label=label)
             allx.extend(al[ok])
         if allx:
             x = np.array(sorted(set(allx)))
-            ref = next(iter(moves.values()))
-            y0 = np.nanmax(ref[1]) if np.any(np.isfinite(ref[1])) else 1.0
-            a2.loglog(x, y0 * x / x.max(), "--", color=colour_for("theory"), label="slope 1")
+            a2.loglog(x, 0.5 * x / x.max(), "--", color=colour_for("theory"), label="slope 1")
+            a2.loglog(x, 2.0 * np.sqrt(x / x.max()), ":", color=colour_for("theory"), label="slope 1/2")
         a2.set_xlabel("skip strength alpha")
         a2.set_ylabel("|J_i*(alpha) - J_i*(0)| of a critical point")
         a2.legend(loc="best", fontsize=7.5)

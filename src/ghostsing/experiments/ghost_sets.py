@@ -1,0 +1,349 @@
+r"""Ghost studies of the singular sets beyond the generic overlap line (registered experiments).
+
+* ``degenerate-passage-deep`` — the doubly degenerate overlap line of the symmetric teacher (``v1 = 0``)
+  over three decades of alpha, ``1e-5 ... 1e-2``: escape times against the scaled reduction's law
+  ``tau alpha^2 = int d beta / slope`` (computed ``c``, ``kappa``; no free parameter), with the
+  integration checked at a third of the tolerance for every alpha
+  (:func:`~ghostsing.simulate.ghost_passage.degenerate_passage_times`, which explains why a fixed tight
+  tolerance cannot reach ``alpha = 1e-5``).
+* ``ghost-set-fates`` — the elimination sets ``{w_i = 0}`` and ``{J_i = 0}`` under skips, classified point
+  by point and segment by segment (:func:`~ghostsing.analytic.ghost_fate.elimination_fate`) for the
+  reference teacher, random teachers (:meth:`ModelSpec.random`, one with a realisable parent) and the
+  symmetric N = 2 teacher with identity skips; and the linear-dependence set of three linear units
+  (:func:`~ghostsing.analytic.ghost_fate.linear_dependence_fate`) under identity, general and shared
+  skips.  Checks from independent sources: the Hessian's ``(w_i, J_i)`` entry against finite differences
+  of ``h_alpha``; the O(alpha) move of the critical points (log-log slope against alpha); integrator runs
+  started next to each critical point (a saddle is left, a degenerate minimum is kept); the Hessian rank
+  on the shifted linear-dependence set, with the unshifted set as a negative control.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ghostsing.experiments.base import Experiment, ExperimentOutput
+from ghostsing.experiments.laws import agreement_prediction, exact_check
+from ghostsing.models import ModelSpec
+from ghostsing.validation import check_float, check_floats, check_int, check_ints
+
+__all__ = ["EXPERIMENTS", "DegenerateDeepConfig", "GhostSetFatesConfig", "set_teachers"]
+
+PROOF = "proof L_alpha(w, J) = L_0(w, J + alpha S)"
+REFERENCE = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, flush=True)
+
+
+# ------------------------------------------------------------------------------ degenerate passage
+@dataclass(frozen=True)
+class DegenerateDeepConfig:
+    """Escape times of the symmetric teacher from ``z0`` (``n`` starts per alpha, ``|u0| = eps``); the
+    law is checked where ``alpha <= fit_max_alpha`` (``alpha z0`` well below ``kappa``) to ``tol``; the
+    growth rate of ``z`` between ``z = 4`` and ``20`` where ``20 alpha < kappa``."""
+
+    n: int = 4
+    alphas: tuple[float, ...] = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+    eps: float = 1e-3
+    z0: float = 2.0
+    fit_max_alpha: float = 2e-3
+    tol: float = 0.01
+    c_tol: float = 0.01
+    check: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("n", self.n, 1)
+        check_floats("alphas", self.alphas, 0.0, low_open=True)
+        check_float("eps", self.eps, 0.0, 0.1, low_open=True)
+        check_float("z0", self.z0, 1.0, low_open=True)
+        check_float("fit_max_alpha", self.fit_max_alpha, 0.0, low_open=True)
+        check_float("tol", self.tol, 0.0, low_open=True)
+        check_float("c_tol", self.c_tol, 0.0, low_open=True)
+        if not isinstance(self.check, bool):
+            raise ValueError(f"check={self.check!r}; allowed: true or false")
+        check_int("seed", self.seed, 0)
+
+
+def run_degenerate_deep(config: DegenerateDeepConfig, out_dir: Path, *, resume: bool = False,
+                        progress: bool = True) -> ExperimentOutput:
+    """The symmetric teacher's escape over three decades of alpha against the scaled reduction."""
+    from ghostsing.analytic.scaled_reduction import scaled_branch
+    from ghostsing.plots import save_figure
+    from ghostsing.plots.ghost_sets import plot_degenerate_deep
+    from ghostsing.simulate import symmetric as sym
+    from ghostsing.simulate.ghost_passage import degenerate_passage_times
+
+    c = config
+    run = degenerate_passage_times(c.alphas, n_starts=c.n, z0=c.z0, eps=c.eps, seed=c.seed, check=c.check)
+    al = run.alphas
+    branch = scaled_branch(sym.symmetric_spec(0.0))
+    inside = al * c.z0 < branch.kappa
+    pred = np.array([branch.passage_time(float(a), c.z0) if ok else np.nan for a, ok in zip(al, inside,
+                                                                                           strict=True)])
+    lead = np.array([branch.leading_law(float(a), c.z0) if ok else np.nan for a, ok in zip(al, inside,
+                                                                                          strict=True)])
+    T = run.tau * al[:, None] ** 2
+    for k, a in enumerate(al):
+        _say(progress, f"[degenerate-passage-deep] alpha = {a:g}: "
+                       f"tau alpha^2 = {np.round(T[k], 4).tolist()}, "
+                       f"predicted {pred[k]:.4f}, rtol {run.rtol[k]:g}, check {run.tau_check[k] * a * a:.4f}")
+    sel = (al <= c.fit_max_alpha) & inside
+    ratio = (T / pred[:, None])[sel]
+    preds = [agreement_prediction(
+        "escape time = scaled reduction, three decades", ratio.ravel(), 1.0, c.tol,
+        f"tau alpha^2 of each start equals the scaled reduction's passage time (c = {branch.c:.6f}, "
+        f"kappa = {branch.kappa:.6f} computed; no fit) within {c.tol:g} for alpha in "
+        f"[{al[sel].min():g}, {al[sel].max():g}]", seed=c.seed)]
+    if c.check:
+        rel = np.abs(run.tau_check / run.tau[:, 0] - 1)
+        preds.append(exact_check(
+            "integration error of tau", float(np.nanmax(rel)), 0.0, 1e-4,
+            "the first start integrated again at rtol/3 gives the same escape time to 1e-4 at every alpha "
+            "(the loose tolerance is limited by rounding noise, not accuracy)"))
+    cs = np.isfinite(run.c_geo) & (20 * al[:, None] < branch.kappa)
+    if cs.any():
+        preds.append(agreement_prediction(
+            "growth rate c, small alpha", run.c_geo[cs].ravel(), branch.c, c.c_tol,
+            f"z grows as exp(c alpha^2 t), c = {branch.c:.6f} (scaled reduction), measured between z = 4 and "
+            f"20 where 20 alpha < kappa", seed=c.seed))
+    offset = np.nanmean(T - pred[:, None], axis=1)
+    fig = plot_degenerate_deep(al, run.tau, pred, lead, branch.kappa, c.z0,
+                               title=f"symmetric teacher, v1 = 0: {c.n} starts per alpha, z0 = {c.z0:g}, "
+                                     f"|u0| = {c.eps:g}; escape = loss below L*/2")
+    summary = {"c_derived": branch.c, "kappa_derived": branch.kappa, "alpha_fold": branch.kappa / c.z0,
+               "tau_alpha2_mean": np.nanmean(T, axis=1), "tau_alpha2_sd": np.nanstd(T, axis=1, ddof=1)
+               if c.n > 1 else np.zeros(al.size), "tau_alpha2_predicted": pred,
+               "measured_minus_predicted": offset, "relative_error": offset / pred,
+               "rtol": run.rtol, "tau_alpha2_check": run.tau_check * al**2,
+               "c_geo_mean": np.nanmean(np.where(cs, run.c_geo, np.nan), axis=1),
+               "accepted_steps_mean": run.steps.mean(axis=1),
+               "n_no_escape": int(np.sum(~np.isfinite(run.tau)))}
+    md = ["| alpha | tau alpha^2 (mean ± sd) | predicted | measured − predicted | rtol |",
+          "|---|---|---|---|---|"]
+    for k, a in enumerate(al):
+        sd = summary["tau_alpha2_sd"][k]
+        md.append(f"| {a:g} | {np.nanmean(T[k]):.4f} ± {sd:.1e} | {pred[k]:.4f} | {offset[k]:+.4f} | "
+                  f"{run.rtol[k]:g} |")
+    return ExperimentOutput(tuple(preds), save_figure(fig, out_dir, "degenerate_passage_deep"),
+                            {"alphas": al, "tau": run.tau, "c_geo": run.c_geo, "tau_check": run.tau_check,
+                             "predicted": pred, "leading": lead}, summary, "\n".join(md))
+
+
+# ------------------------------------------------------------------------------------ set fates
+def set_teachers(seeds: tuple[int, ...] = (1, 2)) -> dict[str, ModelSpec]:
+    """Teachers of the elimination study: the reference one, random N = 1 teachers (``M = 2``: the
+    parent is not realisable) and one with a realisable parent (``ModelSpec.random(0, 2, 1, 1)``)."""
+    out = {"reference": REFERENCE}
+    out.update({f"random seed {s}": ModelSpec.random(s, 2, 2, 1) for s in seeds})
+    out["random seed 0, M = 1 (realisable parent)"] = ModelSpec.random(0, 2, 1, 1)
+    return out
+
+
+@dataclass(frozen=True)
+class GhostSetFatesConfig:
+    """Elimination sets of unit 0 at each alpha of ``alphas`` for the teachers of :func:`set_teachers`
+    (``seeds``), the symmetric N = 2 teacher with identity skips (``identity``), and the linear-dependence
+    set at ``alpha_ld``; integrator checks run to ``t_check`` from ``delta`` off each critical point."""
+
+    alphas: tuple[float, ...] = (0.1, 0.03, 0.01, 0.003)
+    seeds: tuple[int, ...] = (1, 2)
+    identity: bool = True
+    linear_dependence: bool = True
+    alpha_ld: float = 0.1
+    t_check: float = 2e4
+    delta: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_floats("alphas", self.alphas, 0.0, 1.0, low_open=True)
+        check_ints("seeds", self.seeds, 0, nonempty=False)
+        for name in ("identity", "linear_dependence"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}; allowed: true or false")
+        check_float("alpha_ld", self.alpha_ld, 0.0, low_open=True)
+        check_float("t_check", self.t_check, 0.0, low_open=True)
+        check_float("delta", self.delta, 0.0, 0.1, low_open=True)
+        check_int("seed", self.seed, 0)
+
+
+def _leaves(spec: ModelSpec, theta: np.ndarray, loss: float, direction: np.ndarray, delta: float,
+            t_end: float) -> float:
+    """Loss drop ``L(start) - L(end)`` of a trajectory started ``delta`` along ``direction`` from ``theta``
+    (positive: the flow leaves toward lower loss)."""
+    from ghostsing.analytic.loss import derive
+    from ghostsing.simulate.integrate import integrate
+
+    f = derive(spec).compile()
+    th0 = np.ascontiguousarray(theta + delta * direction / np.linalg.norm(direction))[None, :]
+    sol = integrate(f, th0, np.array([0.0, t_end]), method="auto", rtol=1e-10, atol=1e-13)
+    return float(loss - f.loss(np.ascontiguousarray(sol.y[0, -1])))
+
+
+def run_ghost_set_fates(config: GhostSetFatesConfig, out_dir: Path, *, resume: bool = False,
+                        progress: bool = True) -> ExperimentOutput:
+    """Classify the elimination sets and the linear-dependence set under skips (module docstring)."""
+    from ghostsing.analytic.ghost_fate import elimination_fate, linear_dependence_fate
+    from ghostsing.analytic.loss import derive
+    from ghostsing.analytic.manifold_coords import elimination
+    from ghostsing.analytic.manifold_fit import best_fit, elimination_critical_set, global_minimum
+    from ghostsing.plots import save_figure
+    from ghostsing.plots.ghost_sets import plot_elimination_sets
+
+    c = config
+    teachers = set_teachers(c.seeds)
+    if c.identity:
+        teachers["symmetric N = 2, identity skips"] = ModelSpec(K=2, M=2, N=2, activation="erf")
+    rows, preds, arrays = [], [], {}
+    h_curves: dict = {}
+    moves: dict = {}
+    fd_err, leave_saddle, keep_degenerate = [], [], []
+    for label, spec in teachers.items():
+        ch = elimination(spec.replace(alpha=0.0), 0, "w")
+        fit0 = best_fit(ch.parent_spec, seed=c.seed)
+        # zeros of h_0 on {w_1 = 0}: simple ones (move O(alpha)) and the fit's own J* (a double zero, since
+        # E[r* g(J* x)] = E[r* g'(J* x) x] = 0 at the fit: the pair born there splits as sqrt(alpha))
+        roots0 = []
+        if spec.N == 1:
+            roots0 = [(float(r), 1.0) for r in elimination_critical_set(ch, fit0).free_values]
+            Jstar = fit0.spec.split(fit0.theta)[1][:, 0]
+            roots0 += [(float(j), 0.5) for j in Jstar]
+        per_alpha_roots = []
+        for a in c.alphas:
+            aspec = spec.replace(alpha=a)
+            gl = global_minimum(aspec, seed=c.seed).loss
+            model = derive(aspec).compile()
+            for which in ("w", "J"):
+                fate = elimination_fate(spec, 0, which, alpha=a, seed=c.seed, global_loss=gl)
+                for s in fate.segments:
+                    rows.append({"teacher": label, "set": f"{{{'w' if which == 'w' else 'J'}_1 = 0}}",
+                                 "alpha": a, "segment": f"({s.lo:.3g}, {s.hi:.3g})", "fate": s.fate,
+                                 "law": s.law})
+                for p in fate.critical_points:
+                    rows.append({"teacher": label, "set": f"{{{which}_1 = 0}}", "alpha": a,
+                                 "point": np.round(p.free, 6).tolist(), "kind": p.kind,
+                                 "loss_gap": p.loss_gap,
+                                 "grad_norm": p.grad_norm, "lambda_min": float(p.hessian_eigenvalues[0]),
+                                 "null_probe": list(p.null_probe)})
+                    H = -model.jacobian(np.ascontiguousarray(p.theta))
+                    ev, vec = np.linalg.eigh(H)
+                    if which == "w" and p.kind != "not critical":
+                        # d h / dJ by central differences of the generated gradient, against the Hessian
+                        K = spec.K
+                        for n in range(spec.N):
+                            e = np.zeros(p.theta.size)
+                            e[K + n] = 1e-6
+                            dh = -(model.flow(np.ascontiguousarray(p.theta + e))[0]
+                                   - model.flow(np.ascontiguousarray(p.theta - e))[0]) / 2e-6
+                            fd_err.append(abs(dh - H[0, K + n]) / max(abs(H[0, K + n]), 1e-12))
+                    if p.kind == "saddle" and len(leave_saddle) < 6:
+                        leave_saddle.append(_leaves(aspec, p.theta, p.loss, vec[:, 0], c.delta, c.t_check))
+                    if p.kind in ("degenerate minimum", "trap (degenerate)") and len(keep_degenerate) < 6:
+                        keep_degenerate.append(_leaves(aspec, p.theta, p.loss, vec[:, 0], c.delta, c.t_check))
+                if which == "w" and spec.N == 1:
+                    per_alpha_roots.append(sorted(float(p.free[0]) for p in fate.critical_points
+                                                  if p.kind != "not critical"))
+                    if label == "reference":
+                        pr = fate.profile
+                        J = np.concatenate([-pr["r"][::-1], pr["r"]])
+                        h = np.concatenate([pr["h_alpha"][1][::-1], pr["h_alpha"][0]])
+                        h_curves[f"alpha = {a:g}"] = (J, h, per_alpha_roots[-1])
+                        arrays[f"reference_h_alpha_{a:g}"] = np.stack([J, h])
+                _say(progress, f"[ghost-set-fates] {label}, {{{which}_1 = 0}}, alpha = {a:g}: "
+                               f"{[s.fate for s in fate.segments]}, points "
+                               f"{[(np.round(p.free, 4).tolist(), p.kind) for p in fate.critical_points]}")
+        for r0, expo in roots0:
+            d = [min((abs(x - r0) for x in rr), default=np.nan) for rr in per_alpha_roots]
+            kind = "simple zero" if expo == 1.0 else "double zero (the fit's J*)"
+            moves[f"{label}: {kind} at {r0:.3f}"] = (np.asarray(c.alphas), np.asarray(d), expo)
+    # the O(alpha) move of the critical points on {w_1 = 0}: log-log slope between the two smallest alphas
+    slopes, expos = [], []
+    order = np.argsort(c.alphas)
+    for _k, (al, d, expo) in moves.items():
+        al, d = al[order], d[order]
+        if np.all(np.isfinite(d[:2])) and np.all(d[:2] > 0) and al.size >= 2:
+            slopes.append(float(np.log(d[1] / d[0]) / np.log(al[1] / al[0])))
+            expos.append(expo)
+    if slopes:
+        preds.append(agreement_prediction(
+            "critical points on {w_i = 0} move by alpha^p", np.array(slopes) / np.array(expos), 1.0,
+            0.15,
+            "log-log slope of |J*(alpha) - J*(0)| between the two smallest alphas over the predicted p (p = 1 "
+            "at a simple zero of h_0, implicit-function theorem; p = 1/2 at the double zero J* of the fit, a "
+            "saddle-node unfolding), every zero of every N = 1 teacher", seed=c.seed,
+            details={"slopes": slopes, "p": expos}))
+    if fd_err:
+        preds.append(exact_check(
+            "Hessian d2L/dw_i dJ_i = -h_alpha'", float(np.max(fd_err)), 0.0, 1e-5,
+            "at every critical point on {w_i = 0}: the generated Hessian entry against central differences "
+            "of the generated gradient dL/dw_i in J_i (relative)"))
+    if leave_saddle:
+        preds.append(exact_check(
+            "saddles on {w_i = 0} are left", float(np.min(leave_saddle) > 1e-8), 1.0, 0.5,
+            f"integrator from {c.delta:g} along the most negative Hessian direction of each saddle: the loss "
+            f"drops by more than 1e-8 by t = {c.t_check:g} at every point (1 = yes)",
+            details={"drops": leave_saddle}))
+    if keep_degenerate:
+        preds.append(exact_check(
+            "degenerate minima on {J_i = 0} are kept", float(np.max(keep_degenerate)), 0.0, 1e-9,
+            f"integrator from {c.delta:g} along the null direction of each degenerate minimum: the loss does "
+            f"not drop below the point's (max drop, must be ~0) by t = {c.t_check:g}",
+            details={"drops": keep_degenerate}))
+    ld_rows = []
+    if c.linear_dependence:
+        forms = {"identity": ModelSpec(K=3, M=2, N=3, activation="linear"),
+                 "general (random)": ModelSpec.random(3, 3, 2, 3, activation="linear"),
+                 "shared s_i = e_1": ModelSpec(K=3, M=2, N=3, activation="linear", skip=[[1, 0, 0]] * 3)}
+        for name, s in forms.items():
+            f = linear_dependence_fate(s, c.alpha_ld, seed=c.seed)
+            # negative control: the unshifted set in the alpha-model loses the extra null directions
+            rng = np.random.default_rng(c.seed)
+            J1, J2 = rng.normal(size=3), rng.normal(size=3)
+            w0 = rng.normal(size=3)
+            th = s.pack(w0, np.stack([J1, J2, 0.7 * J1 - 0.4 * J2]))
+            ev = np.abs(np.linalg.eigvalsh(-derive(s.replace(alpha=c.alpha_ld)).compile().jacobian(th)))
+            unshifted = int(np.sum(ev < 1e-9 * ev.max()))
+            ld_rows.append({"skip form": name, PROOF: f.shift_proof,
+                            "fate": f.fate, "set at alpha": f.moved_set, "null dims (alpha=0, shifted)":
+                            list(f.null_dims), "null dims, unshifted set at alpha (control)": unshifted})
+            _say(progress, f"[ghost-set-fates] linear dependence, {name}: {ld_rows[-1]}")
+        preds.append(exact_check(
+            "linear-dependence set persists, shifted", float(sum(not r[PROOF] for r in ld_rows)), 0.0, 0.5,
+            "L_alpha(w, J) = L_0(w, J + alpha S) proved for every skip form (count of failures)",
+            details={"rows": ld_rows}))
+    fig = plot_elimination_sets(h_curves, moves, title="{w_1 = 0} under skips: zeros of h_alpha (reference "
+                                                       "teacher) and their O(alpha) move (N = 1 teachers)")
+    summary = {"rows": rows, "linear_dependence": ld_rows, "move_slopes": slopes,
+               "fd_rel_error_max": float(np.max(fd_err)) if fd_err else float("nan"),
+               "saddle_loss_drops": leave_saddle, "degenerate_loss_drops": keep_degenerate,
+               "teachers": {k: v.to_dict() for k, v in teachers.items()}}
+    md = ["| teacher | set | alpha | segment / point | fate / kind | law / loss gap |",
+          "|---|---|---|---|---|---|"]
+    for r in rows:
+        if "fate" in r:
+            md.append(f"| {r['teacher']} | {r['set']} | {r['alpha']:g} | {r['segment']} | {r['fate']} | "
+                      f"{r['law']} |")
+        else:
+            md.append(f"| {r['teacher']} | {r['set']} | {r['alpha']:g} | {r['point']} | {r['kind']} | "
+                      f"{r['loss_gap']:.3g} (lambda_min {r['lambda_min']:.2g}) |")
+    return ExperimentOutput(tuple(preds), save_figure(fig, out_dir, "ghost_set_fates"), arrays, summary,
+                            "\n".join(md))
+
+
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment("degenerate-passage-deep",
+               "The symmetric teacher's degenerate passage over alpha = 1e-5 ... 1e-2", "simulation",
+               DegenerateDeepConfig, run_degenerate_deep,
+               {"default": DegenerateDeepConfig(),
+                "small": DegenerateDeepConfig(n=2, alphas=(1e-4, 1e-3, 1e-2), check=False)}),
+    Experiment("ghost-set-fates", "Fates of the elimination and linear-dependence sets under skips",
+               "simulation", GhostSetFatesConfig, run_ghost_set_fates,
+               {"default": GhostSetFatesConfig(),
+                "small": GhostSetFatesConfig(alphas=(0.1, 0.03), seeds=(), identity=False,
+                                             linear_dependence=False, t_check=2e3)}),
+)
