@@ -274,7 +274,8 @@ def run_ghost_set_fates(config: GhostSetFatesConfig, out_dir: Path, *, resume: b
             "critical points on {w_i = 0} move by alpha^p", np.array(slopes) / np.array(expos), 1.0,
             0.15,
             "log-log slope of |J*(alpha) - J*(0)| between the two smallest alphas over the predicted p "
-            "(p = 1 at a simple zero of h_0, implicit-function theorem; p = 1/2 at the double zero J* of the fit, a "
+            "(p = 1 at a simple zero of h_0, implicit-function theorem; p = 1/2 at the double zero J* of the "
+            "fit, a "
             "saddle-node unfolding), every zero of every N = 1 teacher", seed=c.seed,
             details={"slopes": slopes, "p": expos}))
     if fd_err:
