@@ -46,4 +46,7 @@ def run(config: ToyConfig, out_dir: Path, *, resume: bool = False, progress: boo
 
 TOY = Experiment("sweep-toy", "toy cell for the sweep tests", "simulation", ToyConfig, run,
                  {"default": ToyConfig(), "small": ToyConfig(n=2)})
-EXPERIMENTS = (TOY,)
+#: the same cell registered as a deep experiment (for the GPU-resource request)
+TOY_DEEP = Experiment("sweep-toy-deep", "toy deep cell for the sweep tests", "deep", ToyConfig, run,
+                      {"default": ToyConfig()})
+EXPERIMENTS = (TOY, TOY_DEEP)

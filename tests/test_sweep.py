@@ -209,6 +209,24 @@ def test_jobqueue_cluster_from_the_sweep_options() -> None:
         jobqueue_cluster("local", spec)
 
 
+def test_deep_cells_ask_for_a_gpu_only_when_told() -> None:
+    from ghostsing.experiments.sweep import task_resources
+
+    assert task_resources(SweepSpec("sweep_toy:TOY_DEEP", gpu=True)) == {"GPU": 1}
+    assert task_resources(SweepSpec("sweep_toy:TOY_DEEP")) is None
+    assert task_resources(SweepSpec(TOY, gpu=True)) is None  # a simulation never asks for one
+
+
+def test_gpu_cells_run_on_workers_with_the_resource(tmp_path) -> None:
+    from distributed import Client, LocalCluster
+
+    spec = SweepSpec("sweep_toy:TOY_DEEP", grid={"x": [1.0, 2.0]}, seeds=1, gpu=True)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, resources={"GPU": 1},
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        res = run_sweep(spec, tmp_path / "g.zarr", client=client, progress=False)
+        assert res.n_done == 2 and res.n_failed == 0
+
+
 # ------------------------------------------------------------------------------------------ LocalCluster
 @pytest.fixture(scope="module")
 def local_client():

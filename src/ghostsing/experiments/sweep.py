@@ -52,7 +52,8 @@ from ghostsing.experiments.base import Experiment, ExperimentOutput, config_from
 from ghostsing.experiments.sweep_store import STATUS_DONE, STATUS_FAILED, SweepStore
 
 __all__ = ["SweepSpec", "RandomDesign", "Cell", "SweepResult", "resolve_experiment", "cell_key",
-           "cell_scalars", "run_cell", "run_sweep", "jobqueue_cluster", "CLUSTERS", "load_sweep_toml"]
+           "cell_scalars", "run_cell", "run_sweep", "jobqueue_cluster", "task_resources", "CLUSTERS",
+           "load_sweep_toml"]
 
 CLUSTERS: tuple[str, ...] = ("local", "serial", "slurm", "pbs")
 SCALES: tuple[str, ...] = ("linear", "log", "int")
@@ -387,8 +388,11 @@ def _make_cluster(kind: str, spec: SweepSpec, workers: int | None):
     if kind == "local":
         from distributed import LocalCluster
 
-        n = workers or spec.cluster.get("workers") or os.cpu_count() or 1
-        resources = {"GPU": 1} if spec.uses_gpu() else None
+        # GPU cells: one worker holding {"GPU": 1} unless told otherwise (several GPUs on one machine:
+        # start one `dask worker --resources GPU=1` per GPU with its CUDA_VISIBLE_DEVICES, use --scheduler)
+        default = 1 if spec.uses_gpu() else (os.cpu_count() or 1)
+        n = workers or spec.cluster.get("workers") or default
+        resources = task_resources(spec)
         # one single-threaded worker per core: Numba's parallel loops get one thread too (no oversubscription)
         env = {"NUMBA_NUM_THREADS": "1", **dict(options.pop("env", {}))}
         cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, resources=resources,
@@ -520,7 +524,7 @@ def _run_distributed(spec: SweepSpec, todo: Sequence[Cell], record: Callable[[di
         if echo is not None:
             echo(f"sweep {spec.experiment}: {len(todo)} cells on {client.scheduler.address}; "
                  f"dashboard: {dashboard}")
-        resources = {"GPU": 1} if spec.uses_gpu() else None
+        resources = task_resources(spec)
         futures = {}
         for c in todo:
             fut = client.submit(run_cell, spec.experiment, c.config, c.key, key=f"ghostsing-cell-{c.key}",
@@ -552,6 +556,12 @@ def _run_distributed(spec: SweepSpec, todo: Sequence[Cell], record: Callable[[di
             own_client.close()
         if own_cluster is not None:
             own_cluster.close()
+
+
+def task_resources(spec: SweepSpec) -> dict[str, int] | None:
+    """The worker resources a cell's task asks for: ``{"GPU": 1}`` for deep experiments with
+    ``spec.gpu``, else None (any worker)."""
+    return {"GPU": 1} if spec.uses_gpu() else None
 
 
 def _lost_record(spec: SweepSpec, c: Cell, exc: BaseException) -> dict[str, Any]:
