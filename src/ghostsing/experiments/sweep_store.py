@@ -15,9 +15,9 @@ written yet when the machine died is read as absent (or unreadable, hence absent
 
 The arrays are a view, rebuilt by the client from all records every few seconds
 and at the end (``xarray.Dataset.to_zarr(mode="a")``: same shapes, every variable rewritten; the
-``cells/`` folder is left alone).  If a crash interrupts a rebuild, the next :func:`open_sweep` (or the
-resumed sweep) rebuilds it from the records; ``n_records`` in the store's attributes says how many
-records the arrays hold.
+``cells/`` folder is left alone).  ``n_records`` in the store's attributes says how many records the
+arrays hold; it is -1 while a rebuild is writing them and set only when all are written, so if a crash
+interrupts a rebuild, the next :func:`open_sweep` (or the resumed sweep) sees it and rebuilds.
 
 **The Dataset.**  One dimension per grid axis (coordinate = the grid values) and ``seed`` (or ``sample``
 for a random design, with each sampled field as a coordinate along it); data variables: every scalar a
@@ -178,10 +178,18 @@ class SweepStore:
         """Rebuild the Zarr arrays from the records (skipped when nothing changed since the last one)."""
         if self._flushed == len(self._records) and self._arrays_current():
             return
+        import zarr
+
         ds = self.dataset()
+        n = ds.attrs["n_records"]
+        # n_records = -1 while the arrays are being written, the true count only once all are: a client
+        # killed in between leaves a store that open_sweep rebuilds, never arrays that look current
+        ds.attrs["n_records"] = -1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # zarr 3: "consolidated metadata is not in the v3 spec"
             ds.to_zarr(self.path, mode="a", consolidated=True)
+            zarr.open_group(str(self.path), mode="r+").attrs["n_records"] = n
+            zarr.consolidate_metadata(str(self.path))
         self._flushed = len(self._records)
 
     def _arrays_current(self) -> bool:
