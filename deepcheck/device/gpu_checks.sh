@@ -71,6 +71,15 @@ for p in hessian slt; do
     --no-progress
 done
 
+# the other curvature checks at their GPU-sized presets: Hessian null space, edge of stability (Cohen et al.),
+# Lowell's gradient singularity, the bridge from the reduced model (tau against the skip strength alpha)
+for p in nullspace eos lowell bridge; do
+  name=$p
+  [ "${DRY:-0}" = 1 ] && name=$p-small
+  step "$p" 30 "$PY" -m ghostsing.deepcheck --preset "$name" --device "$DEV" --out "$RUNS/$p-gpu" --resume \
+    --no-progress
+done
+
 tar czf "$OUT/runs.tar.gz" -C "$RUNS" --exclude=checkpoints . >>"$LOG" 2>&1
 echo "== done $(date -u +%H:%M:%S)" >>"$LOG"
 tail -n 40 "$LOG"

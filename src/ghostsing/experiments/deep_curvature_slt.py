@@ -1,0 +1,208 @@
+r"""``slt``: the local learning coefficient of plain and residual nets, with ``n >> d ln n`` and a plateau.
+
+Singular learning theory: the LLC ``lambda`` of a model at a minimiser ``w*`` is its effective dimension
+(``lambda <= d/2``, equality for a regular model); singularities lower it.  If skips remove the plain
+net's singularities, the residual net is less singular: ``lambda(plain) < lambda(residual)``.
+
+What makes the estimate mean something here (each checked in the report):
+
+* ``n >> d ln n`` -- small ReLU MLPs (``d`` about 150) on all ``n_train`` CIFAR images pooled to
+  ``3 (32/pool)^2`` features, so ``n / (d ln n)`` is about 10 (the estimator's ``n beta = n / ln n`` scale
+  then bounds nothing: ``(n / ln n)(ln C - L*)`` is far above ``d/2``);
+* a converged ``w*`` -- full-batch L-BFGS until ``|grad L| <= grad_tol``
+  (:func:`~ghostsing.experiments.deep_curvature.converge`), the gradient norm reported;
+* a plateau -- on ``sweep_seeds`` nets per arm the estimate is repeated over a grid of the localisation
+  ``gamma_rel`` (``gamma = gamma_rel sqrt(n beta)``) and of the SGLD step ``step_rel`` (``eps = step_rel /
+  (n beta lambda_max + gamma)``), and its largest relative deviation from the central setting reported;
+* ``E_w[L] - L(w*)`` small against ``L(w*)``.
+
+The sampler: :func:`ghostsing.deepcheck.probes.llc.estimate_llc`, unadjusted full-batch SGLD (so that
+the step is a swept parameter and not adapted), ``chains`` chains of ``draws`` draws after ``burnin``.
+
+Predictions: (1) plain nets have a lower LLC than residual nets; (2) the LLC is below ``d/2``; (3) the
+estimate is on a plateau: ``E = plateau_tol - max relative deviation over the gamma and step grids``;
+(4) ``E_w[L] - L(w*)`` below ``small_tol L(w*)``; (5) negative control: plain against plain nets with other
+seeds, no difference expected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ghostsing.experiments.base import Experiment, ExperimentOutput
+from ghostsing.experiments.deep_curvature import (
+    ActMLP,
+    cached_units,
+    check_data_fields,
+    converge,
+    device_of,
+    features,
+    set_threads,
+)
+from ghostsing.experiments.predictions import difference_prediction, one_group_prediction
+from ghostsing.validation import check_float, check_floats, check_int
+
+CONTROL_OFFSET = 100
+ARMS = {"plain": 0.0, "residual": 1.0}
+
+
+@dataclass(frozen=True)
+class SLTConfig:
+    """Settings of ``slt`` (module docstring)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    sweep_seeds: int = 3
+    control: bool = False
+    dataset: str = "cifar10"
+    data: str = "real"
+    data_root: str | None = None
+    n_train: int = 12000
+    pool: int = 16
+    width: int = 4
+    depth: int = 2
+    lbfgs_iters: int = 1000
+    grad_tol: float = 1e-5
+    gamma_rel: float = 0.05
+    step_rel: float = 0.02
+    gamma_grid: tuple[float, ...] = (0.0125, 0.2)
+    step_grid: tuple[float, ...] = (0.005, 0.04)
+    chains: int = 4
+    draws: int = 600
+    burnin: int = 200
+    plateau_tol: float = 0.15
+    small_tol: float = 0.05
+    threads: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check_data_fields(self)
+        check_int("sweep_seeds", self.sweep_seeds, 0, len(self.seeds))
+        check_int("n_train", self.n_train, 16)
+        check_int("width", self.width, 1, 256)
+        check_int("depth", self.depth, 1, 16)
+        check_int("lbfgs_iters", self.lbfgs_iters, 0)
+        check_float("grad_tol", self.grad_tol, 0, 1, low_open=True)
+        check_float("gamma_rel", self.gamma_rel, 0, low_open=True)
+        check_float("step_rel", self.step_rel, 0, 2, low_open=True, high_open=True)
+        check_floats("gamma_grid", self.gamma_grid, 0, low_open=True)
+        check_floats("step_grid", self.step_grid, 0, 2, low_open=True)
+        for name in ("chains", "draws"):
+            check_int(name, getattr(self, name), 1)
+        check_int("burnin", self.burnin, 0)
+        check_float("plateau_tol", self.plateau_tol, 0, 1, low_open=True)
+        check_float("small_tol", self.small_tol, 0, 1, low_open=True)
+
+
+def _llc(fl, w_star, n: int, cfg: SLTConfig, gamma_rel: float, step_rel: float) -> dict:
+    from ghostsing.deepcheck.probes.llc import SGLDConfig, estimate_llc
+
+    sg = SGLDConfig(num_chains=cfg.chains, num_draws=cfg.draws, num_burnin=cfg.burnin, sampler="sgld",
+                    preconditioner="none", gamma_rel=gamma_rel, step_rel=step_rel)
+    r = estimate_llc(fl, w_star, n, sg, seed=0)
+    return {"llc": r.llc, "llc_stderr": r.llc_stderr, "loss_star": r.loss_star,
+            "mean_loss": float(np.mean(r.loss_trace)), "flags": list(r.flags)}
+
+
+def _unit(cfg: SLTConfig, x, y, n_classes: int, key: str) -> dict:
+    from ghostsing.deepcheck.operators import flat_loss
+
+    arm, s = key.split("_s")
+    seed = int(s)
+    alpha = ARMS["plain" if arm == "control" else arm]
+    net = ActMLP(x.shape[1], cfg.width, cfg.depth, n_classes, "relu", alpha, seed).to(x.device)
+    fl = flat_loss(net, torch.nn.functional.cross_entropy, x, y)
+    w_star, conv = converge(fl, lbfgs_iters=cfg.lbfgs_iters, grad_tol=cfg.grad_tol)
+    n, d = len(y), fl.dim
+    out = {"arm": arm, "seed": seed, "d": d, "n": n, "n_over_d_ln_n": n / (d * math.log(n)), **conv,
+           "central": _llc(fl, w_star, n, cfg, cfg.gamma_rel, cfg.step_rel)}
+    sweep_seeds = [cfg.seeds[i] for i in range(cfg.sweep_seeds)]
+    if arm != "control" and seed in sweep_seeds:
+        out["gamma_sweep"] = [_llc(fl, w_star, n, cfg, g, cfg.step_rel) for g in cfg.gamma_grid]
+        out["step_sweep"] = [_llc(fl, w_star, n, cfg, cfg.gamma_rel, e) for e in cfg.step_grid]
+    return out
+
+
+def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool = True) -> ExperimentOutput:
+    from ghostsing.plots.curvature import plot_llc_sweep
+
+    set_threads(cfg.threads)
+    x, y, info = features(cfg.dataset, cfg.data, cfg.data_root, cfg.n_train, cfg.pool)
+    x, y = x.to(device_of(cfg)), y.to(device_of(cfg))
+    keys = [f"{a}_s{s}" for a in ARMS for s in cfg.seeds]
+    keys += [f"control_s{s + CONTROL_OFFSET}" for s in cfg.seeds] if cfg.control else []
+    units = cached_units(out_dir, keys, lambda k: _unit(cfg, x, y, info["n_classes"], k), resume=resume,
+                         progress=progress, tag="slt")
+
+    def llc(a, seeds=cfg.seeds):
+        return [units[f"{a}_s{s}"]["central"]["llc"] for s in seeds]
+
+    d = units[keys[0]]["d"]
+    n_conv = sum(u["converged"] for u in units.values())
+    dev, excess = [], []
+    for u in units.values():
+        c = u["central"]["llc"]
+        sw = [r["llc"] for r in u.get("gamma_sweep", []) + u.get("step_sweep", [])]
+        if sw:
+            dev.append(max(abs(v / c - 1) for v in sw))
+        excess.append((u["central"]["mean_loss"] - u["central"]["loss_star"]) / u["central"]["loss_star"])
+    ratio = units[keys[0]]["n_over_d_ln_n"]
+    base = (f"SGLD at converged w* ({n_conv} of {len(units)} with |grad L| <= {cfg.grad_tol:g}), n = "
+            f"{cfg.n_train}, d = {d}, n/(d ln n) = {ratio:.1f}")
+    preds = [
+        difference_prediction(
+            "plain nets have a lower LLC than residual nets", llc("plain"), llc("residual"), -1,
+            "E = LLC(plain) - LLC(residual)",
+            "SLT: singularities lower the learning coefficient; skips remove the plain net's; " + base),
+        one_group_prediction(
+            "the LLC is below d/2", [v / (d / 2) for v in llc("plain") + llc("residual")], -1,
+            "E = mean(LLC / (d/2)) - 1 over every net", "deep nets are singular models; " + base, null=1.0),
+        one_group_prediction(
+            "the LLC estimate is on a plateau in gamma and step", [cfg.plateau_tol - v for v in dev], +1,
+            f"E = {cfg.plateau_tol:g} - max over the gamma and step grids of |LLC / LLC(central) - 1|",
+            f"gamma_rel in {cfg.gamma_grid} and step_rel in {cfg.step_grid} around ({cfg.gamma_rel:g}, "
+            f"{cfg.step_rel:g}); {cfg.sweep_seeds} seeds per arm"),
+        one_group_prediction(
+            "E_w[L] - L(w*) is small", [cfg.small_tol - v for v in excess], +1,
+            f"E = {cfg.small_tol:g} - mean over nets of (E_w[L] - L(w*)) / L(w*)",
+            "the chains stay in the basin of w*, so the estimate is local"),
+    ]
+    if cfg.control:
+        preds.append(difference_prediction(
+            "negative control: plain nets differ from plain nets with other seeds", llc("plain"),
+            [units[f"control_s{s + CONTROL_OFFSET}"]["central"]["llc"] for s in cfg.seeds], -1,
+            "E = LLC(plain, seeds) - LLC(plain, seeds + 100)", "identical arms: no effect expected"))
+    rows = ["| arm | d | L(w*) | max |grad L| | LLC (mean ± sd) | LLC/(d/2) | (E[L] - L*)/L* |",
+            "|---|---|---|---|---|---|---|"]
+    for a in list(ARMS) + (["control"] if cfg.control else []):
+        us = [u for k, u in units.items() if u["arm"] == a]
+        v = [u["central"]["llc"] for u in us]
+        rows.append(f"| {a} | {us[0]['d']} | {np.mean([u['loss'] for u in us]):.4f} | "
+                    f"{max(u['grad_norm'] for u in us):.2g} | {np.mean(v):.2f} ± {np.std(v):.2f} | "
+                    f"{np.mean(v) / (d / 2):.3f} | "
+                    f"{np.mean([(u['central']['mean_loss'] - u['loss']) / u['loss'] for u in us]):.4f} |")
+    md = "\n".join(["## Local learning coefficient (SGLD)", "", *rows, "",
+                    f"{base}; {cfg.chains} chains x {cfg.draws} draws after {cfg.burnin}; central gamma_rel "
+                    f"{cfg.gamma_rel:g}, step_rel {cfg.step_rel:g}; largest deviation over the sweeps "
+                    f"{max(dev) if dev else float('nan'):.1%}."])
+    figs = plot_llc_sweep(units, cfg.gamma_grid, cfg.step_grid, cfg.gamma_rel, cfg.step_rel, out_dir)
+    summary = {"data": info, "d": d, "n_over_d_ln_n": ratio, "converged": n_conv,
+               "max_sweep_deviation": max(dev) if dev else None}
+    return ExperimentOutput(tuple(preds), figs, {}, summary, md)
+
+
+PRESETS = {
+    "slt-small": SLTConfig(seeds=(0, 1), sweep_seeds=1, control=False, n_train=400, width=3, lbfgs_iters=100,
+                           gamma_grid=(0.1,), step_grid=(0.01,), chains=2, draws=50, burnin=20),
+    "slt-cpu": SLTConfig(),
+    "slt": SLTConfig(seeds=tuple(range(10)), sweep_seeds=5, control=True, n_train=12000, pool=16, width=8,
+                     depth=3, gamma_grid=(0.0125, 0.025, 0.1, 0.2), step_grid=(0.005, 0.01, 0.04), chains=8,
+                     draws=8000, burnin=2000, lbfgs_iters=20000, grad_tol=1e-6, device="auto"),
+}
+
+EXPERIMENTS = (Experiment("slt", "Local learning coefficient of plain and residual nets (n >> d ln n, "
+                          "gamma and step plateau)", "deep", SLTConfig, run, PRESETS),)
