@@ -121,6 +121,7 @@ def test_rerun_skips_stored_cells_and_retry_failed(tmp_path) -> None:
         run_sweep(_spec(grid={"x": [0.5]}), path, cluster="serial", progress=False)
 
 
+@pytest.mark.filterwarnings("ignore:.*(not recognized as a component|Consolidated metadata).*")
 def test_store_ignores_temporary_files_and_rebuilds_arrays(tmp_path) -> None:
     """A client killed mid-write leaves at most a temporary file (never a half record); a client killed
     between a record and the array rebuild leaves arrays behind the records: both are repaired."""
