@@ -92,6 +92,7 @@ def test_spec_cells_keys_and_layout() -> None:
     ({"grid": {"n": [0, 1]}}, "n=0"),
     ({"seeds": (1, 1)}, "repeat"),
     ({"retries": -1}, "retries"),
+    ({"batch": 0}, "batch"),
 ])
 def test_bad_specs_are_refused(kw, match) -> None:
     with pytest.raises(ValueError, match=match):
@@ -251,6 +252,12 @@ def test_local_cluster_gives_the_serial_results(serial, local_client, tmp_path) 
     ds = open_sweep(tmp_path / "l.zarr")
     _same_results(serial, ds)
     assert len(set(ds.worker.values.ravel().tolist())) == 2  # both worker processes ran cells
+
+
+def test_batched_cells_give_the_same_store(serial, local_client, tmp_path) -> None:
+    res = run_sweep(_spec(batch=5), tmp_path / "b.zarr", client=local_client, progress=False)
+    assert (res.n_run, res.n_done, res.n_failed) == (12, 8, 4)
+    _same_results(serial, open_sweep(tmp_path / "b.zarr"))  # batch is not part of the sweep's identity
 
 
 def test_local_cluster_worker_killed_mid_sweep_loses_nothing(serial, local_client, tmp_path) -> None:

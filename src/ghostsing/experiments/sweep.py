@@ -52,8 +52,8 @@ from ghostsing.experiments.base import Experiment, ExperimentOutput, config_from
 from ghostsing.experiments.sweep_store import STATUS_DONE, STATUS_FAILED, SweepStore
 
 __all__ = ["SweepSpec", "RandomDesign", "Cell", "SweepResult", "resolve_experiment", "cell_key",
-           "cell_scalars", "run_cell", "run_sweep", "jobqueue_cluster", "task_resources", "CLUSTERS",
-           "load_sweep_toml"]
+           "cell_scalars", "run_cell", "run_cells", "run_sweep", "jobqueue_cluster", "task_resources",
+           "CLUSTERS", "load_sweep_toml"]
 
 CLUSTERS: tuple[str, ...] = ("local", "serial", "slurm", "pbs")
 SCALES: tuple[str, ...] = ("linear", "log", "int")
@@ -164,6 +164,8 @@ class SweepSpec:
     retries : Dask retries of a cell's task (errors outside the experiment, e.g. a worker that fails
         to import it); a cell whose experiment raises is recorded as failed and not retried.
     gpu : deep experiments ask for ``{"GPU": 1}`` of worker resources.
+    batch : cells per Dask task (neighbours in the grid order); more than 1 divides the scheduler's
+        per-cell cost for sweeps of sub-second cells, and a batch's records are written when it finishes.
     cluster : ``kind`` (one of :data:`CLUSTERS`), ``workers`` (local) and ``options`` (jobqueue class
         keyword arguments plus ``jobs``); the command line's ``--cluster``/``--scheduler`` override it.
     store : default store path (the TOML's ``store``).
@@ -178,6 +180,7 @@ class SweepSpec:
     seed_field: str | None = "seed"
     retries: int = 2
     gpu: bool = False
+    batch: int = 1
     cluster: Mapping[str, Any] = field(default_factory=dict)
     store: str | None = None
 
@@ -206,6 +209,8 @@ class SweepSpec:
         reserved = {"seed", "sample"} & (set(names) | sampled)
         if reserved and self.seed_field is not None:
             raise ValueError(f"{sorted(reserved)} cannot be grid axes (the seed dimension); use seeds=")
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise ValueError(f"batch={self.batch!r} is not allowed; allowed: an integer >= 1")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ValueError(f"retries={self.retries!r} is not allowed; allowed: an integer >= 0")
         kind = dict(self.cluster).get("kind", "local")
@@ -229,7 +234,7 @@ class SweepSpec:
     def from_dict(cls, d: Mapping[str, Any], **extra: Any) -> SweepSpec:
         """A spec from a mapping (``sweep.json`` or a TOML document, see :func:`load_sweep_toml`)."""
         known = {"experiment", "preset", "settings", "set", "grid", "random", "seeds", "seed_field",
-                 "retries", "gpu", "cluster", "store"}
+                 "retries", "gpu", "batch", "cluster", "store"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"{sorted(unknown)} are not sweep settings; allowed: {', '.join(sorted(known))}")
@@ -249,7 +254,8 @@ class SweepSpec:
         kw = {"experiment": d["experiment"], "preset": d.get("preset"), "settings": settings,
               "grid": dict(d.get("grid") or {}), "random": random, "seeds": d.get("seeds", (0,)),
               "seed_field": d.get("seed_field", "seed"), "retries": d.get("retries", 2),
-              "gpu": bool(d.get("gpu", False)), "cluster": dict(d.get("cluster") or {}),
+              "gpu": bool(d.get("gpu", False)), "batch": int(d.get("batch", 1)),
+              "cluster": dict(d.get("cluster") or {}),
               "store": d.get("store")}
         kw.update(extra)
         return cls(**kw)
@@ -358,6 +364,11 @@ def run_cell(experiment: str, config: Any, key: str) -> dict[str, Any]:
                    traceback=traceback.format_exc(limit=20), scalars={})
     rec["wall_time_s"] = time.perf_counter() - t0
     return rec
+
+
+def run_cells(experiment: str, items: Sequence[tuple[Any, str]]) -> list[dict[str, Any]]:
+    """:func:`run_cell` for each ``(config, key)`` of a batch, in order (one Dask task)."""
+    return [run_cell(experiment, config, key) for config, key in items]
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -526,22 +537,31 @@ def _run_distributed(spec: SweepSpec, todo: Sequence[Cell], record: Callable[[di
                  f"dashboard: {dashboard}")
         resources = task_resources(spec)
         futures = {}
-        for c in todo:
-            fut = client.submit(run_cell, spec.experiment, c.config, c.key, key=f"ghostsing-cell-{c.key}",
-                                retries=spec.retries, resources=resources, pure=False)
-            futures[fut] = c
-        pending = len(futures)
+        for i in range(0, len(todo), spec.batch):
+            cells = list(todo[i:i + spec.batch])
+            if len(cells) == 1:
+                c = cells[0]
+                fut = client.submit(run_cell, spec.experiment, c.config, c.key, key=f"ghostsing-cell-{c.key}",
+                                    retries=spec.retries, resources=resources, pure=False)
+            else:
+                fut = client.submit(run_cells, spec.experiment, [(c.config, c.key) for c in cells],
+                                    key=f"ghostsing-cells-{cells[0].key}-{len(cells)}", retries=spec.retries,
+                                    resources=resources, pure=False)
+            futures[fut] = cells
+        pending = len(todo)
         last_poll = 0.0
         for fut in as_completed(list(futures)):
-            c = futures[fut]
+            cells = futures[fut]
             try:
-                rec = fut.result()
+                result = fut.result()
+                recs = [result] if isinstance(result, dict) else list(result)
             except FutureCancelledError as exc:  # pragma: no cover - cancelled by the user
-                rec = _lost_record(spec, c, exc)
+                recs = [_lost_record(spec, c, exc) for c in cells]
             except Exception as exc:  # noqa: BLE001 - KilledWorker, import errors on the workers, ...
-                rec = _lost_record(spec, c, exc)
-            record(rec)
-            pending -= 1
+                recs = [_lost_record(spec, c, exc) for c in cells]
+            for rec in recs:
+                record(rec)
+            pending -= len(cells)
             if time.perf_counter() - last_poll > 1.0:
                 last_poll = time.perf_counter()
                 try:

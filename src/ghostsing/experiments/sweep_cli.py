@@ -68,6 +68,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a running Dask scheduler")
     p.add_argument("--workers", type=int, default=None, help="local workers, or jobqueue jobs")
     p.add_argument("--gpu", action="store_true", help="deep cells ask for a GPU (worker resource GPU=1)")
+    p.add_argument("--batch", type=int, default=None, help="cells per Dask task (default 1)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells stored as failed")
     p.add_argument("--durable", action="store_true", help="fsync every cell record (survives a power loss)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -91,6 +92,8 @@ def _spec_from_args(args: argparse.Namespace):
         extra["preset"] = args.preset
     if args.gpu:
         extra["gpu"] = True
+    if args.batch is not None:
+        extra["batch"] = args.batch
     sets = {k: (v[0] if len(v) == 1 else v) for k, v in args.set}
     if str(args.target).endswith(".toml") or Path(args.target).is_file():
         spec = load_sweep_toml(args.target)
