@@ -11,7 +11,7 @@
    the sweep per cell (the ``durable`` record write, with ``fsync``, is timed separately).
    Against the measured cell times of the shipped sweeps (the
    ``wall_time_s`` of their stores, when present) that is the overhead in % of a cell.  The record write
-   and one array rebuild are also timed alone.
+   and one array rebuild are also timed alone, and the same cells in batches of 8 per task (``batch = 8``).
 3. **Simulated many workers.**  One process, a ``LocalCluster`` of ``W`` worker threads (``W`` up to 256),
    cells that sleep for durations drawn from the measured plateau-cell costs (clipped at their 90th
    percentile, so that one cell does not outlast the run, and scaled to a mean of 0.25 s so that a run
@@ -118,6 +118,10 @@ def per_cell_overhead(n_cells: int, tmp: Path) -> dict:
         t0 = time.perf_counter()
         run_sweep(spec, tmp / "noop.zarr", client=client, progress=False)
         wall = time.perf_counter() - t0
+        batched = SweepSpec("bench_sweep:NOOP", seeds=tuple(range(10_000, 10_000 + n_cells)), batch=8)
+        t0 = time.perf_counter()
+        run_sweep(batched, tmp / "noop_batch8.zarr", client=client, progress=False)
+        wall_b8 = time.perf_counter() - t0
     # the store alone: record writes (fsync'ed) and one array rebuild of a plateau-sized store
     st = SweepStore(tmp / "alone.zarr", spec.to_dict(), spec.layout())
     recs = [{"key": c.key, "status": "done", "error": "", "config": "{}", "version": "x", "host": "h",
@@ -137,6 +141,7 @@ def per_cell_overhead(n_cells: int, tmp: Path) -> dict:
     flush_s = time.perf_counter() - t2
     return {"noop_cells": n_cells, "workers": 2, "wall_s": wall,
             "overhead_per_cell_s": wall / n_cells * 2,  # two workers: each cell holds one for this long
+            "overhead_per_cell_batch8_s": wall_b8 / n_cells * 2,
             "client_time_per_cell_s": wall / n_cells,
             "record_write_s": write_s, "record_write_durable_s": durable_s, "array_rebuild_s": flush_s,
             "array_rebuild_cells": n_cells}
@@ -212,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  speed-up {res['one_vs_two']['speedup_2_over_1']:.2f}", flush=True)
         print("per-cell overhead ...", flush=True)
         res["overhead"] = ov = per_cell_overhead(100 if args.quick else 300, tmp)
+        print(f"  batch = 8: {ov['overhead_per_cell_batch8_s'] * 1e3:.1f} ms of a worker per cell",
+              flush=True)
         print(f"  {ov['overhead_per_cell_s'] * 1e3:.1f} ms of a worker per cell; record write "
               f"{ov['record_write_s'] * 1e3:.2f} ms; array rebuild {ov['array_rebuild_s'] * 1e3:.0f} ms",
               flush=True)
@@ -220,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, s in res["shipped"].items():
             s["overhead_percent_of_median_cell"] = 100 * ov["overhead_per_cell_s"] / s["median_s"]
             s["overhead_percent_of_mean_cell"] = 100 * ov["overhead_per_cell_s"] / s["mean_s"]
+            per_b8 = ov["overhead_per_cell_batch8_s"]
+            s["overhead_percent_of_median_cell_batch8"] = 100 * per_b8 / s["median_s"]
             print(f"  {name}: median cell {s['median_s']:.2f} s -> overhead "
                   f"{s['overhead_percent_of_median_cell']:.2f} % of the median cell", flush=True)
         costs = np.asarray(shipped["plateau"]["costs_s"]) if "plateau" in shipped else np.array([1.0])
