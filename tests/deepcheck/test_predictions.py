@@ -205,3 +205,11 @@ def test_contrast_reduces_to_welch_for_two_groups():
     same = rng.normal(0, 1, 5)
     z = contrast_prediction("z", [same, same, same, same], [1, -1, -1, 1], +1, "s", "d")
     assert z.verdict != "holds" and z.effect == pytest.approx(0.0, abs=1e-12)
+
+
+def test_arms_without_spread_use_the_bootstrap_point_interval():
+    p = difference_prediction("ttt", [9.0] * 5, [2.0] * 5, +1, "epochs", "d")
+    assert p.ci == (7.0, 7.0) and p.verdict == "holds" and p.p_value == pytest.approx(2 / 252)
+    assert "Welch undefined" in p.details["ci_method"]
+    same = difference_prediction("ttt", [9.0] * 5, [9.0] * 5, +1, "epochs", "d")
+    assert same.verdict == "inconclusive" and "constant" in same.reason

@@ -323,7 +323,10 @@ def difference_prediction(
     """Prediction on ``E = mean(a) - mean(b)`` for two independent groups of per-seed values.
 
     ``test``: ``"permutation"`` (exact or Monte Carlo, module docstring) or ``"welch"``; ``ci_method``:
-    ``"welch"`` (t interval) or ``"bootstrap"`` (percentile, ``n_resamples`` resamples).
+    ``"welch"`` (t interval) or ``"bootstrap"`` (percentile, ``n_resamples`` resamples).  When neither arm
+    varies (every seed of each arm the same value, e.g. a time to a threshold that one arm always reaches
+    at epoch 2 and the other never) the Welch interval is undefined and the percentile bootstrap is used
+    (it is then the single point ``E``); ``details["ci_method"]`` says which.
     """
     if test not in ("permutation", "welch"):
         raise ValueError(f"test={test!r} is not allowed; allowed: 'permutation', 'welch'")
@@ -338,6 +341,10 @@ def difference_prediction(
     else:
         p, test_name, min_p = permutation_test_two(av, bv, max_exact=max_exact, n_resamples=n_resamples,
                                                    seed=seed)
+    ci_used = "Welch t" if ci_method == "welch" else "percentile bootstrap"
+    if ci_method == "welch" and not (math.isfinite(ci_w[0]) or av.size < 2 or bv.size < 2 or not finite):
+        ci_method = "bootstrap"
+        ci_used = "percentile bootstrap (Welch undefined: no spread within either arm)"
     if ci_method == "welch":
         ci = ci_w
     else:
@@ -354,7 +361,7 @@ def difference_prediction(
         "values_a": [float(v) for v in av],
         "values_b": [float(v) for v in bv],
         "n_a": int(av.size), "n_b": int(bv.size),
-        "min_p": min_p, "ci_method": "Welch t" if ci_method == "welch" else "percentile bootstrap",
+        "min_p": min_p, "ci_method": ci_used,
     }
     if test != "welch":
         det["welch_p"] = p_w
