@@ -395,9 +395,11 @@ def classify_critical_point(model, theta: np.ndarray, global_loss: float, grad_t
 
     ``saddle``: a Hessian eigenvalue below ``-eig_tol``; ``trap``: all above ``eig_tol`` and the loss
     above ``global_loss + gap_tol`` (certified); ``global minimum``: within ``gap_tol`` of it; for a
-    smallest eigenvalue in ``[-eig_tol, eig_tol]`` the loss is probed at ``+-probe`` along the null
-    eigenvector with every coordinate orthogonal to it relaxed (``degenerate minimum`` when both sides
-    rise, ``degenerate saddle`` otherwise).  ``not critical`` when ``|grad L| >= grad_tol``.
+    smallest eigenvalue in ``[-eig_tol, eig_tol]`` the loss is probed at ``+-t`` along the null
+    eigenvector with every coordinate orthogonal to it relaxed, ``t = probe, 10 probe, ...`` until the change
+    exceeds ``1e-9`` (the relaxation's own noise is ~1e-10; a null direction that is mostly a large output
+    weight needs a large ``t``): ``degenerate minimum`` when both sides rise, ``degenerate saddle`` when
+    one falls (an odd, e.g. cubic, term).  ``not critical`` when ``|grad L| >= grad_tol``.
     """
     fun, jac, hess = loss_functions(model)
     gn = float(np.linalg.norm(jac(theta)))
@@ -424,8 +426,13 @@ def classify_critical_point(model, theta: np.ndarray, global_loss: float, grad_t
                               options={"gtol": 1e-13, "maxiter": 500})
         return float(r.fun) - L0
 
-    pr = (relaxed(probe), relaxed(-probe))
-    kind = "degenerate minimum" if min(pr) > -1e-15 else "degenerate saddle"
+    # the null direction may be badly scaled (e.g. mostly a large output weight): grow the step until the
+    # relaxed loss changes by more than rounding
+    for t in (probe, 10 * probe, 100 * probe, 1e3 * probe, 1e4 * probe):
+        pr = (relaxed(t), relaxed(-t))
+        if max(abs(pr[0]), abs(pr[1])) > 1e-9 * max(1.0, abs(L0)):  # above the relaxation's noise (~1e-10)
+            break
+    kind = "degenerate minimum" if min(pr) > -1e-12 else "degenerate saddle"
     if kind == "degenerate minimum" and L0 <= global_loss + gap_tol:
         kind = "global minimum"
     return kind, gn, ev, pr
@@ -684,6 +691,7 @@ class LinearDependenceFate:
     fate: str
     moved_set: str
     null_dims: tuple[int, int]
+    numeric_gap: float = float("nan")
 
 
 def linear_dependence_fate(spec: ModelSpec, alpha: float = 0.1, seed: int = 0) -> LinearDependenceFate:
@@ -717,4 +725,21 @@ def linear_dependence_fate(spec: ModelSpec, alpha: float = 0.1, seed: int = 0) -
         ev = np.abs(np.linalg.eigvalsh(-derive(s).compile().jacobian(np.ascontiguousarray(th))))
         dims.append(int(np.sum(ev < 1e-9 * ev.max())))
     return LinearDependenceFate(spec, bool(proof), "persistent singularity" if proof else "not proved",
-                                "{J_3 + alpha s_3 = a (J_1 + alpha s_1) + b (J_2 + alpha s_2)}", tuple(dims))
+                                "{J_3 + alpha s_3 = a (J_1 + alpha s_1) + b (J_2 + alpha s_2)}", tuple(dims),
+                                shift_identity_gap(spec, alpha, seed=seed))
+
+
+def shift_identity_gap(spec: ModelSpec, alpha: float, n: int = 20, seed: int = 0) -> float:
+    """``max |L_alpha(w, J) - L_0(w, J + alpha S)|`` over ``n`` random points, from the generated (compiled)
+    losses: a numerical check of the shift identity, independent of its symbolic proof.  It is ~1e-15 for
+    linear units and O(1) for erf units (the negative control)."""
+    f_a = derive(spec.replace(alpha=float(alpha))).compile()
+    f_0 = derive(spec.replace(alpha=0.0)).compile()
+    rng = np.random.default_rng(seed)
+    gap = 0.0
+    for _ in range(n):
+        w, J = rng.normal(size=spec.K), rng.normal(size=(spec.K, spec.N))
+        a = f_a.loss(np.ascontiguousarray(spec.pack(w, J)))
+        b = f_0.loss(np.ascontiguousarray(spec.pack(w, J + alpha * spec.skip)))
+        gap = max(gap, abs(a - b))
+    return float(gap)
