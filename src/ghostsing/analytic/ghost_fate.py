@@ -335,7 +335,8 @@ def overlap_line_start(fate: OverlapFate, z0: float, eps: float, direction: Sequ
 
 # ====================================================================== the elimination sets
 #: what a critical point near an elimination set is (:func:`classify_critical_point`)
-POINT_KINDS = ("saddle", "trap", "global minimum", "degenerate minimum", "degenerate saddle", "not critical")
+POINT_KINDS = ("saddle", "trap", "global minimum", "degenerate minimum", "degenerate saddle",
+               "degenerate (probe failed)", "not critical")
 
 
 @dataclass(frozen=True, eq=False)
@@ -421,9 +422,12 @@ def classify_critical_point(model, theta: np.ndarray, global_loss: float, grad_t
         def f(y):
             return float(fun(base + Q @ y))
 
-        r = optimize.minimize(f, np.zeros(Q.shape[1]), jac=lambda y: Q.T @ jac(base + Q @ y),
-                              hess=lambda y: Q.T @ hess(base + Q @ y) @ Q, method="trust-exact",
-                              options={"gtol": 1e-13, "maxiter": 500})
+        try:
+            r = optimize.minimize(f, np.zeros(Q.shape[1]), jac=lambda y: Q.T @ jac(base + Q @ y),
+                                  hess=lambda y: Q.T @ hess(base + Q @ y) @ Q, method="trust-exact",
+                                  options={"gtol": 1e-13, "maxiter": 500})
+        except (ValueError, np.linalg.LinAlgError):
+            return float("nan")
         return float(r.fun) - L0
 
     # the null direction may be badly scaled (e.g. mostly a large output weight): grow the step until the
@@ -432,6 +436,8 @@ def classify_critical_point(model, theta: np.ndarray, global_loss: float, grad_t
         pr = (relaxed(t), relaxed(-t))
         if max(abs(pr[0]), abs(pr[1])) > 1e-9 * max(1.0, abs(L0)):  # above the relaxation's noise (~1e-10)
             break
+    if not np.all(np.isfinite(pr)):
+        return "degenerate (probe failed)", gn, ev, pr
     kind = "degenerate minimum" if min(pr) > -1e-12 else "degenerate saddle"
     if kind == "degenerate minimum" and L0 <= global_loss + gap_tol:
         kind = "global minimum"
@@ -649,7 +655,7 @@ def elimination_fate(spec: ModelSpec, unit: int = 0, which: str = "w", alpha: fl
             wstar = float(y[wi])
             fate = {"degenerate minimum": "trap (degenerate)", "trap": "trap",
                     "global minimum": "global minimum", "degenerate saddle": "persistent singularity",
-                    "saddle": "persistent singularity"}
+                    "saddle": "persistent singularity", "degenerate (probe failed)": "persistent singularity"}
             segs.append(SetSegment(-np.inf, np.inf, fate[cp.kind],
                                    f"one critical point at w_i = {wstar:.6g} ({cp.kind}, loss gap "
                                    f"{cp.loss_gap:.3g}); elsewhere dL/dJ_i = -w_i g'(0) E[r x] != 0", wstar))
