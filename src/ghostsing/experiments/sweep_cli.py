@@ -48,8 +48,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``sweep`` to the sub-parsers ``sub`` of the ``ghostsing`` command line."""
     from ghostsing.experiments.sweep import CLUSTERS
 
+    description = ("Run a grid (or random design) x seeds of a registered experiment on dask.distributed; "
+                   "every cell goes into one Zarr store (xarray.open_zarr); a rerun skips stored cells. "
+                   "See docs/sweeps.md.")
     p = sub.add_parser("sweep", help="run a grid of an experiment on dask (results in one Zarr store)",
-                       description=__doc__.split("\n\n")[0])
+                       description=description)
     p.add_argument("target", help="a sweep file (.toml) or a registered experiment name")
     p.add_argument("--grid", action="append", type=_key_values, default=[], metavar="FIELD=V1,V2",
                    help="a grid axis (repeat for more axes)")
