@@ -164,7 +164,8 @@ class SweepSpec:
     retries : Dask retries of a cell's task (errors outside the experiment, e.g. a worker that fails
         to import it); a cell whose experiment raises is recorded as failed and not retried.
     gpu : deep experiments ask for ``{"GPU": 1}`` of worker resources.
-    batch : cells per Dask task (neighbours in the grid order); more than 1 divides the scheduler's
+    batch : cells per Dask task (taken with a stride through the grid, so that a task does not hold
+        a block of neighbours of similar cost); more than 1 divides the scheduler's
         per-cell cost for sweeps of sub-second cells, and a batch's records are written when it finishes.
     cluster : ``kind`` (one of :data:`CLUSTERS`), ``workers`` (local) and ``options`` (jobqueue class
         keyword arguments plus ``jobs``); the command line's ``--cluster``/``--scheduler`` override it.
@@ -537,8 +538,9 @@ def _run_distributed(spec: SweepSpec, todo: Sequence[Cell], record: Callable[[di
                  f"dashboard: {dashboard}")
         resources = task_resources(spec)
         futures = {}
-        for i in range(0, len(todo), spec.batch):
-            cells = list(todo[i:i + spec.batch])
+        n_tasks = -(-len(todo) // spec.batch)
+        for i in range(n_tasks):
+            cells = list(todo[i::n_tasks])  # strided: neighbours in the grid (often alike in cost) spread out
             if len(cells) == 1:
                 c = cells[0]
                 fut = client.submit(run_cell, spec.experiment, c.config, c.key, key=f"ghostsing-cell-{c.key}",
