@@ -205,3 +205,139 @@ def noise_passage_grid(spec: ModelSpec, fit: BestFit, v1: float, q: NoiseDrift, 
                                   batch_size=batch_size)
             tau[e, a] = crossing_times(res.t, free_coordinate_of(res.theta), z_b)
     return NoiseRun(np.asarray(etas, float), np.asarray(alphas, float), tau, pred, t_end)
+
+
+# ====================================================================== the input dimension N
+def embedded_spec(spec: ModelSpec, N: int) -> ModelSpec:
+    """The N = 1 model ``spec`` embedded in ``N`` input dimensions: teacher directions and skips padded with
+    zeros (the teacher and the skips live on ``e_1``; the other ``N - 1`` inputs are pure noise)."""
+    if spec.N != 1:
+        raise ValueError(f"embedded_spec needs an N = 1 spec, got N={spec.N}; allowed: N = 1")
+    if N < 1:
+        raise ValueError(f"N={N}; allowed: N >= 1")
+    B = np.zeros((spec.M, N))
+    S = np.zeros((spec.K, N))
+    B[:, 0], S[:, 0] = spec.B[:, 0], spec.skip[:, 0]
+    return spec.replace(N=N, B=B, skip=S)
+
+
+def embedded_fit(fit: BestFit, N: int) -> BestFit:
+    """The best (K-1)-unit fit of an N = 1 teacher, embedded in ``N`` dimensions (``J`` padded with zeros;
+    it stays the best fit: the extra inputs carry no signal)."""
+    import dataclasses
+
+    w, J = fit.spec.split(fit.theta)
+    Jn = np.zeros((J.shape[0], N))
+    Jn[:, 0] = J[:, 0]
+    pspec = fit.spec.replace(N=N, B=np.pad(fit.spec.B, ((0, 0), (0, N - 1))),
+                             skip=np.pad(fit.spec.skip, ((0, 0), (0, N - 1))))
+    return dataclasses.replace(fit, spec=pspec, theta=pspec.pack(w, Jn))
+
+
+def neutral_coupling(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[int, int] = (0, 1),
+                     h: float = 1e-5, tol: float = 1e-9) -> dict:
+    """Why the noise drift does not depend on N for an embedded teacher: at ``z`` on the line, the
+    transverse Jacobian ``A = Q^T dF Q`` (``Q`` orthogonal to the line's tangent) has ``N - 1`` neutral
+    directions (the components of ``u`` orthogonal to ``e_1``, Amari's ``Kmat`` eigenvalue 0), and
+    ``d^2 F_d`` (``F_d = F_{w_i} - F_{w_j}``, the velocity of ``d = w_i - w_j``) vanishes on them, so their
+    unconfined fluctuations do not push ``z`` at second order.  Returns ``{"eigenvalues": A's,
+    "n_neutral", "coupling": max |v^T d^2F_d v'|`` over neutral eigenvectors ``v, v'``, ``"scale"``: the
+    largest ``|d^2 F_d|`` entry}``."""
+    from scipy.linalg import null_space
+
+    from ghostsing.analytic.loss import derive
+    from ghostsing.analytic.manifold_coords import overlap
+
+    plain = spec.replace(alpha=0.0)
+    model = derive(plain).compile()
+    th = np.ascontiguousarray(overlap(plain, *pair).embed(fit.theta, [z]))
+    i, j = pair
+    tau = np.zeros(plain.n_params)
+    tau[i], tau[j] = 1.0, -1.0
+    Q = null_space(tau[None, :])
+    jac = model.jacobian(th)
+    A = Q.T @ ((jac + jac.T) / 2) @ Q
+    ev, vec = np.linalg.eigh(A)
+    H = np.zeros((plain.n_params, plain.n_params))
+    for k in range(plain.n_params):
+        ep, em = th.copy(), th.copy()
+        ep[k] += h
+        em[k] -= h
+        Jp, Jm = model.jacobian(ep), model.jacobian(em)
+        H[k] = ((Jp[i] - Jp[j]) - (Jm[i] - Jm[j])) / (2 * h)
+    H = (H + H.T) / 2
+    neutral = np.abs(ev) < tol * max(1.0, np.max(np.abs(ev)))
+    V = Q @ vec[:, neutral]
+    coupling = float(np.max(np.abs(V.T @ H @ V))) if V.shape[1] else 0.0
+    return {"eigenvalues": ev, "n_neutral": int(neutral.sum()), "coupling": coupling,
+            "scale": float(np.max(np.abs(H)))}
+
+
+def noise_drift_embedded(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[int, int] = (0, 1),
+                         n_nodes: int = 160, h: float = 1e-5, tol: float = 1e-9) -> float:
+    """``q(z)`` of the module docstring for a teacher embedded in N dimensions (:func:`embedded_spec`).
+
+    On the line ``J_perp = 0`` and the error depends on ``x_1`` only; the gradient features are
+    ``g(J_k x_1)``, ``w_k g'(J_k x_1) x_1`` and ``w_k g'(J_k x_1) x_n`` (``n >= 2``), so with ``x_n``
+    independent standard normals the per-sample covariance ``Sigma`` is the one-dimensional one plus, for
+    each ``n >= 2``, the block ``E_{x_1}[e^2 w_k w_l g'_k g'_l]`` (one-dimensional Gauss–Hermite quadrature
+    stays exact).  The Lyapunov equation is solved on the non-neutral transverse subspace (the ``N - 1``
+    neutral directions of :func:`neutral_coupling` are unconfined at second order and do not couple to
+    ``z``)."""
+    from scipy.linalg import null_space, solve_continuous_lyapunov
+
+    from ghostsing.analytic.loss import derive
+    from ghostsing.analytic.manifold_coords import overlap
+
+    plain = spec.replace(alpha=0.0)
+    K, N = plain.K, plain.N
+    if np.any(plain.B[:, 1:] != 0):
+        raise ValueError("noise_drift_embedded needs a teacher on e_1 (embedded_spec); allowed: B[:, 1:] = 0")
+    g, gp = _activation_and_slope(spec.activation)
+    model = derive(plain).compile()
+    th = np.ascontiguousarray(overlap(plain, *pair).embed(fit.theta, [z]))
+    w, J = plain.split(th)
+    x, wq = np.polynomial.hermite_e.hermegauss(n_nodes)
+    wq = wq / wq.sum()
+    y = sum(plain.v[m] * g(plain.B[m, 0] * x) for m in range(plain.M))
+    e = sum(w[k] * g(J[k, 0] * x) for k in range(K)) - y
+    P = plain.n_params
+    sigma = np.zeros((P, P))
+    base = ([(k, g(J[k, 0] * x)) for k in range(K)]
+            + [(K + k * N, w[k] * gp(J[k, 0] * x) * x) for k in range(K)])
+    for a, fa in base:
+        for b, fb in base:
+            sigma[a, b] = np.sum(wq * e * e * fa * fb)
+    for n in range(1, N):
+        for k in range(K):
+            for m in range(K):
+                sigma[K + k * N + n, K + m * N + n] = np.sum(wq * e * e * w[k] * w[m] * gp(J[k, 0] * x)
+                                                             * gp(J[m, 0] * x))
+    i, j = pair
+    tau = np.zeros(P)
+    tau[i], tau[j] = 1.0, -1.0
+    Q = null_space(tau[None, :])
+    jac = model.jacobian(th)
+    ev, vec = np.linalg.eigh(Q.T @ ((jac + jac.T) / 2) @ Q)
+    keep = np.abs(ev) > tol * np.max(np.abs(ev))
+    V = Q @ vec[:, keep]
+    C1 = solve_continuous_lyapunov(np.diag(ev[keep]), -(V.T @ sigma @ V))
+    H = np.zeros((P, P))
+    for k in range(P):
+        ep, em = th.copy(), th.copy()
+        ep[k] += h
+        em[k] -= h
+        Jp, Jm = model.jacobian(ep), model.jacobian(em)
+        H[k] = ((Jp[i] - Jp[j]) - (Jm[i] - Jm[j])) / (2 * h)
+    H = (H + H.T) / 2
+    return float(0.5 * np.trace(V.T @ H @ V @ C1) / (w[i] + w[j]))
+
+
+def noise_drift_embedded_theory(spec: ModelSpec, fit: BestFit, z_lo: float, z_hi: float, n_points: int = 13,
+                                degree: int = 5, pair: tuple[int, int] = (0, 1)) -> NoiseDrift:
+    """:func:`noise_drift_embedded` on ``n_points`` of ``[z_lo, z_hi]`` as a polynomial (derived, not
+    measured: ``eta = nan``, ``n_seeds = 0``)."""
+    zs = np.linspace(z_lo, z_hi, n_points)
+    qs = np.array([noise_drift_embedded(spec, fit, float(z), pair) for z in zs])
+    coef = np.polyfit(zs, qs, min(degree, n_points - 1))
+    return NoiseDrift(coef, float(z_lo), float(z_hi), float("nan"), 0)
