@@ -29,7 +29,7 @@ from ghostsing.experiments.laws import agreement_prediction, exact_check
 from ghostsing.models import ModelSpec
 from ghostsing.validation import check_float, check_floats, check_int, check_ints
 
-__all__ = ["EXPERIMENTS", "DegenerateDeepConfig", "GhostSetFatesConfig", "set_teachers"]
+__all__ = ["EXPERIMENTS", "DegenerateDeepConfig", "GhostSetFatesConfig", "GhostNoiseNConfig", "set_teachers"]
 
 PROOF = "proof L_alpha(w, J) = L_0(w, J + alpha S)"
 REFERENCE = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
@@ -330,6 +330,89 @@ def run_ghost_set_fates(config: GhostSetFatesConfig, out_dir: Path, *, resume: b
                             "\n".join(md))
 
 
+# ------------------------------------------------------------------------------------ noise over N
+@dataclass(frozen=True)
+class GhostNoiseNConfig:
+    """On-line SGD crossing times of ``z_b`` on the passable half of the reference teacher's Milnor segment,
+    the teacher embedded in ``N`` inputs (``Ns``), for every ``(eta, alpha)``, ``n`` seeds each; predicted
+    with the derived noise drift ``q_N`` (linear response, :func:`noise_drift_embedded`) to ``tol``."""
+
+    Ns: tuple[int, ...] = (1, 2, 3)
+    etas: tuple[float, ...] = (3e-3, 1e-2, 3e-2)
+    alphas: tuple[float, ...] = (0.0, 1e-3, 1e-2, 3e-2)
+    n: int = 4
+    tol: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_ints("Ns", self.Ns, 1, 4, distinct=True)
+        check_floats("etas", self.etas, 0.0, 0.1, low_open=True)
+        check_floats("alphas", self.alphas, 0.0, 1.0)
+        check_int("n", self.n, 2)
+        check_float("tol", self.tol, 0.0, low_open=True)
+        check_int("seed", self.seed, 0)
+
+
+def run_ghost_noise_n(config: GhostNoiseNConfig, out_dir: Path, *, resume: bool = False,
+                      progress: bool = True) -> ExperimentOutput:
+    """Noise-driven against drift-driven passage over (alpha, eta, N)."""
+    from ghostsing.analytic.ghost_fate import overlap_fate
+    from ghostsing.plots import save_figure
+    from ghostsing.plots.ghost_sets import plot_noise_n
+    from ghostsing.simulate.ghost_noise import (
+        embedded_fit,
+        embedded_spec,
+        neutral_coupling,
+        noise_drift_embedded_theory,
+        noise_passage_grid,
+        predicted_passage,
+    )
+
+    c = config
+    fate = overlap_fate(REFERENCE)
+    fit, v1 = fate.drift.fit, fate.drift.v1
+    z0, zb = -2.0, -1.0
+    rows, preds, arrays, G, summary = [], [], {}, {}, {"v1": v1, "z0": z0, "z_b": zb, "per_N": {}}
+    r = np.geomspace(1e-5, 3.0, 120)
+    for N in c.Ns:
+        spec, fN = embedded_spec(REFERENCE, N), embedded_fit(fit, N)
+        q = noise_drift_embedded_theory(spec, fN, z0 - 0.1, zb + 0.02)
+        nc = neutral_coupling(spec, fN, -1.5)
+        run = noise_passage_grid(spec, fN, v1, q, z0, zb, c.etas, c.alphas, n_seeds=c.n,
+                                 seed=c.seed + 100 * N)
+        ratio = run.tau / run.pred[:, :, None]
+        G[N] = np.array([predicted_passage(q, 1.0, z0, zb, x, 1.0) for x in r])
+        for e, eta in enumerate(run.etas):
+            for a, al in enumerate(run.alphas):
+                rows.append({"N": N, "eta": float(eta), "alpha": float(al), "r": float(al * v1 / eta),
+                             "tau_mean": float(np.nanmean(run.tau[e, a])), "pred": float(run.pred[e, a]),
+                             "measured_over_predicted_minus_1": float(np.nanmean(ratio[e, a]) - 1)})
+        arrays[f"N{N}_tau"], arrays[f"N{N}_pred"] = run.tau, run.pred
+        summary["per_N"][str(N)] = {"q_at_z0": float(q(z0)), "q_at_zb": float(q(zb)),
+                                    "n_neutral": nc["n_neutral"], "neutral_coupling": nc["coupling"],
+                                    "measured_over_predicted_minus_1": np.nanmean(ratio, axis=2) - 1}
+        preds.append(agreement_prediction(
+            f"crossing time = linear-response noise drift, N = {N}", ratio.ravel(), 1.0, c.tol,
+            f"SGD crossing time of z_b = {zb:g} from z0 = {z0:g} equals int dz / (alpha v1 + eta q_N) with "
+            f"the "
+            f"derived q_N (Lyapunov covariance on the non-neutral subspace; q_N(z0) = {q(z0):.4g}) within "
+            f"{c.tol:g}, every (eta, alpha)", seed=c.seed))
+        _say(progress, f"[ghost-noise-n] N = {N}: q_N(z0) = {q(z0):.5f}, neutral directions "
+                       f"{nc['n_neutral']} "
+                       f"(coupling {nc['coupling']:.1e}); measured/predicted - 1 (rows eta, columns alpha) = "
+                       f"{np.round(np.nanmean(ratio, axis=2) - 1, 3).tolist()}")
+    arrays["r"] = r
+    fig = plot_noise_n(rows, r, G,
+                       title="reference teacher embedded in N inputs: eta tau against alpha v1/eta")
+    summary["rows"] = rows
+    md = ["| N | eta | alpha | alpha v1/eta | tau (mean) | predicted | measured/predicted - 1 |",
+          "|---|---|---|---|---|---|---|"]
+    md += [f"| {x['N']} | {x['eta']:g} | {x['alpha']:g} | {x['r']:.3g} | {x['tau_mean']:.4g} | "
+           f"{x['pred']:.4g} | {x['measured_over_predicted_minus_1']:+.3f} |" for x in rows]
+    return ExperimentOutput(tuple(preds), save_figure(fig, out_dir, "ghost_noise_n"), arrays, summary,
+                            "\n".join(md))
+
+
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("degenerate-passage-deep",
                "The symmetric teacher's degenerate passage over alpha = 1e-5 ... 1e-2", "simulation",
@@ -341,4 +424,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                {"default": GhostSetFatesConfig(),
                 "small": GhostSetFatesConfig(alphas=(0.1, 0.03), seeds=(), identity=False,
                                              linear_dependence=False, t_check=2e3)}),
+    Experiment("ghost-noise-n", "SGD noise against skip drift over (alpha, eta, N)", "simulation",
+               GhostNoiseNConfig, run_ghost_noise_n,
+               {"default": GhostNoiseNConfig(),
+                "small": GhostNoiseNConfig(Ns=(1, 2), etas=(3e-2,), alphas=(0.0, 1e-2), n=2)}),
 )

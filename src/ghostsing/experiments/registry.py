@@ -34,6 +34,7 @@ CATALOG: Mapping[str, tuple[str, str]] = MappingProxyType({
     # ghosts of the degenerate line over three decades, elimination and linear-dependence sets under skips
     "degenerate-passage-deep": ("ghostsing.experiments.ghost_sets", "simulation"),
     "ghost-set-fates": ("ghostsing.experiments.ghost_sets", "simulation"),
+    "ghost-noise-n": ("ghostsing.experiments.ghost_sets", "simulation"),
     # derivation documents (LaTeX, Markdown, JSON)
     "two-unit": ("ghostsing.experiments.derivation_two_unit", "analytic"),
     "three-unit": ("ghostsing.experiments.derivation_three_unit", "analytic"),
