@@ -89,3 +89,24 @@ def test_registered_and_configs_validate():
         DegenerateDeepConfig(alphas=(-1e-3,))
     with pytest.raises(ValueError, match="delta"):
         GhostSetFatesConfig(delta=1.0)
+
+
+def test_noise_drift_embedded_reduces_to_one_dimension_and_neutral_directions():
+    """The N-dimensional noise drift of an embedded teacher equals the one-dimensional derivation at N = 1
+    (two code paths), and at N = 2 the extra transverse direction is neutral and decoupled from z."""
+    from ghostsing.analytic.manifold_coords import overlap
+    from ghostsing.analytic.manifold_fit import best_fit
+    from ghostsing.simulate.ghost_noise import (
+        embedded_fit,
+        embedded_spec,
+        neutral_coupling,
+        noise_drift_at,
+        noise_drift_embedded,
+    )
+
+    fit = best_fit(overlap(REFERENCE, 0, 1).parent_spec)
+    q1 = noise_drift_at(REFERENCE, fit, -1.6)
+    assert noise_drift_embedded(embedded_spec(REFERENCE, 1), embedded_fit(fit, 1), -1.6) == pytest.approx(q1,
+                                                                                                        rel=1e-9)
+    nc = neutral_coupling(embedded_spec(REFERENCE, 2), embedded_fit(fit, 2), -1.6)
+    assert nc["n_neutral"] == 1 and nc["coupling"] < 1e-8 * nc["scale"]
