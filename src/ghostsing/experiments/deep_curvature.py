@@ -38,7 +38,8 @@ from ghostsing.validation import check_choice, check_int, check_seeds
 
 __all__ = ["features", "ActMLP", "StackedMLP", "block_sharpness", "converge", "sharpness", "cached_units",
            "check_data_fields",
-           "ACTIVATIONS", "DATA_MODES", "POOLS", "mse_onehot", "set_threads", "device_of"]
+           "ACTIVATIONS", "DATA_MODES", "POOLS", "mse_onehot", "set_threads", "device_of",
+           "one_group_test"]
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "gelu")
 DATA_MODES: tuple[str, ...] = ("real", "synthetic", "auto")
@@ -61,6 +62,13 @@ def device_of(cfg: Any) -> torch.device:
     from ghostsing.deepcheck.training import resolve_device
 
     return resolve_device(cfg.device)
+
+
+def one_group_test(n_seeds: int, level: float = 0.05) -> str:
+    """The one-group test for ``n_seeds`` values: the exact sign-flip permutation test when it can reach
+    ``level`` (``2 / 2^n < level``, n >= 6), else the one-sample t test (5 seeds: the smallest sign-flip
+    p-value is 0.0625)."""
+    return "sign-flip" if 2.0 / 2 ** n_seeds < level else "t"
 
 
 def set_threads(n: int) -> None:

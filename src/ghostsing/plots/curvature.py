@@ -19,7 +19,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ghostsing.plots.style import colour_for, save_figure, style_context  # noqa: E402
+from ghostsing.plots.style import CYCLE, OKABE_ITO, colour_for, save_figure, style_context  # noqa: E402
 
 __all__ = ["plot_nullspace", "plot_hessian_fractions", "plot_eos", "plot_lowell", "plot_llc_sweep",
            "plot_bridge"]
@@ -56,10 +56,14 @@ def plot_hessian_fractions(units: Mapping[str, Mapping], taus: Sequence[float], 
         fig, ax = plt.subplots(1, 3, figsize=(13, 4))
         t = np.asarray(taus)
         arms = list(sweep) + (["control"] if any(k.startswith("control_") for k in units) else [])
+        extra = iter(colour_for(k) for k in ("degenerate", "global", "random", "line"))
+        fixed = {"none": colour_for("plain"), "identity": colour_for("residual"),
+                 "control": colour_for("other")}
         for s in arms:
             g = [u for k, u in units.items() if k.rsplit("_s", 1)[0] == s]
-            label = {"none": "plain", "identity": "residual"}.get(s, s)
-            c = colour_for(label if s != "control" else "other")
+            label = {"none": "plain", "identity": "residual",
+                     "control": "plain, other seeds (control)"}.get(s, s)
+            c = fixed[s] if s in fixed else next(extra, colour_for(s))
             for j, field in ((0, "f_deg_curve"), (1, "f_neg_curve")):
                 v = np.array([u[field] for u in g])
                 ax[j].plot(t, v.mean(0), "o-", color=c, ms=3, label=label)
@@ -75,7 +79,8 @@ def plot_hessian_fractions(units: Mapping[str, Mapping], taus: Sequence[float], 
         ax[2].set_xlabel(f"skip rank k (0 plain, {width} residual)")
         ax[2].set_ylabel("f_deg at the predicted tau (per seed)")
         ax[2].set_title("degenerate-skip sweep")
-        fig.suptitle("Hessian eigenvalue fractions at converged points")
+        grad = max(u["grad_norm"] for u in units.values())
+        fig.suptitle(f"Hessian eigenvalue fractions after Adam + L-BFGS (largest |grad L| {grad:.2g})")
         return save_figure(fig, out_dir, stem)
 
 
@@ -133,8 +138,8 @@ def plot_lowell(units: Mapping[str, Mapping], sizes: Sequence[int], seeds: Seque
         ax[0].set_xlabel("training-set size n")
         ax[0].set_ylabel("max |grad L| over the last window before the matched loss")
         ax[0].legend(fontsize=8)
-        for n in sizes:
-            c = colour_for(f"n={n}")
+        for i, n in enumerate(sizes):
+            c = CYCLE[i % (len(CYCLE) - 1)]
             for k, s in enumerate(seeds):
                 u = units[f"mlp_n{n}_s{s}"]
                 t = np.arange(len(u["grad_thin"])) * u["thin"]
@@ -192,8 +197,8 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
         st = np.asarray(u["split_trace"], dtype=float)
         steps = np.arange(st.shape[1]) * u["trace_every"]
         lt = np.asarray(u["loss_trace"], dtype=float)
-        for a in sorted(set(al.tolist())):
-            c = colour_for("plain") if a == 0 else colour_for(f"alpha={a:g}")
+        for i, a in enumerate(sorted(set(al.tolist()))):
+            c = colour_for("other") if a == 0 else CYCLE[(i - 1) % (len(CYCLE) - 1)]
             for k, j in enumerate(np.flatnonzero(al == a)):
                 lab = (f"alpha = {a:g}" if a else "alpha = 0 (control)") if k == 0 else None
                 ax[0].plot(steps, np.maximum(st[j], 1e-17), color=c, lw=0.8, label=lab)
@@ -207,7 +212,8 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
         m = al > 0
         ax[1].scatter(al[m], tau[m], color=colour_for("plain"), s=14, label="tau (split), per seed")
         taul = np.asarray(u["tau_loss"], dtype=float)
-        ax[1].scatter(al[m], taul[m], color=colour_for("other"), marker="x", s=14, label="tau (loss drop)")
+        ax[1].scatter(al[m], taul[m], color=colour_for("other"), marker="x", s=14,
+                      label="tau (loss drop; not a passage time, see report)")
         f = fits.get("split", {})
         if "fits" in f:
             grid = np.geomspace(al[m].min(), al[m].max(), 100)
@@ -215,7 +221,7 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
                 d = f["fits"][name]
                 y = _law_curve(name, grid, d["params"])
                 if y is not None:
-                    ax[1].plot(grid, y, lw=1, color=colour_for(name),
+                    ax[1].plot(grid, y, lw=1, color=LAW_COLOURS.get(name, colour_for(name)),
                                label=f"{name} (dAIC {f['delta_aic'][name]:.1f})")
         ax[1].set_xscale("log")
         ax[1].set_yscale("log")
@@ -227,6 +233,10 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
         ax[2].set_ylabel("training loss")
         fig.suptitle("Deep MLPs started on an overlap singularity: passage time against skip strength")
         return save_figure(fig, out_dir, stem)
+
+
+LAW_COLOURS = {"C/alpha": OKABE_ITO["vermillion"], "power": OKABE_ITO["green"], "log": OKABE_ITO["orange"],
+               "alpha^-2 (a ln(1/alpha) + b)": OKABE_ITO["purple"]}
 
 
 def _law_curve(name: str, a: np.ndarray, p: Sequence[float]) -> np.ndarray | None:
