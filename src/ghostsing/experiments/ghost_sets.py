@@ -317,7 +317,7 @@ def run_ghost_set_fates(config: GhostSetFatesConfig, out_dir: Path, *, resume: b
             "L_alpha(w, J) = L_0(w, J + alpha S) proved for every skip form (count of failures)",
             details={"rows": ld_rows}))
     fig = plot_elimination_sets(h_curves, moves, title="{w_1 = 0} under skips: zeros of h_alpha (reference "
-                                                       "teacher) and their O(alpha) move (N = 1 teachers)")
+                                                       "teacher) and how far they move (N = 1 teachers)")
     summary = {"rows": rows, "linear_dependence": ld_rows, "move_slopes": slopes, "move_p": expos,
                **summary_ld_control,
                "fd_rel_error_max": float(np.max(fd_err)) if fd_err else float("nan"),
