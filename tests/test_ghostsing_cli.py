@@ -25,19 +25,25 @@ def test_derive_json_matches_library(capsys):
     assert sp.simplify(expr_from_srepr(out["loss"]["srepr"]) - d.loss.subs(d.params[0], 1)) != 0
 
 
+def test_bad_flags_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["derive", "--activation", "tanh"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["derive", "--units", "5"], "allowed: 1..4"),
-        (["derive", "--skip", "-1"], "allowed: a finite float >= 0"),
-        (["derive", "--activation", "tanh"], "invalid choice"),
+        (["derive", "--units", "5"], "K=5 is out of range; allowed: 1..4"),
+        (["derive", "--skip", "-1"], "alpha=-1.0 is not allowed; allowed: a finite float >= 0"),
+        (["derive", "--input-dim", "0"], "N=0 is out of range; allowed: >= 1"),
     ],
 )
-def test_bad_flags_exit_2(argv, message, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+def test_model_values_are_validated_once_by_the_spec(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
 
 
 def test_spec_errors_become_exit_2(capsys):

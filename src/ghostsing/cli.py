@@ -26,16 +26,6 @@ FORMATS = ("text", "latex", "json")
 FORMS = ("order-parameters", "weights")
 
 
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: a float >= 0") from exc
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: a finite float >= 0")
-    return value
-
-
 def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
     allowed = f"{low}..{high}" if high is not None else f">= {low}"
@@ -62,8 +52,6 @@ def _floats(text: str) -> list[float]:
     return values
 
 
-_units = _int_in(1, MAX_UNITS)
-_positive_int = _int_in(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,12 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("derive", help="derive the gradient flow of a reduced teacher-student model")
-    d.add_argument("--units", "-K", type=_units, default=2, help="student hidden units K (1..4)")
-    d.add_argument("--teacher", "-M", type=_units, default=2, help="teacher hidden units M (1..4)")
-    d.add_argument("--input-dim", "-N", type=_positive_int, default=None,
+    d.add_argument("--units", "-K", type=int, default=2, help=f"student hidden units K (1..{MAX_UNITS})")
+    d.add_argument("--teacher", "-M", type=int, default=2, help=f"teacher hidden units M (1..{MAX_UNITS})")
+    d.add_argument("--input-dim", "-N", type=int, default=None,
                    help="input dimension N (default max(K, M))")
     d.add_argument("--activation", choices=ACTIVATIONS, default="erf")
-    d.add_argument("--skip", type=_nonneg_float, default=0.0, help="skip strength alpha >= 0")
+    d.add_argument("--skip", type=float, default=0.0,
+                   help="skip strength alpha >= 0 (validated once, by ModelSpec)")
     d.add_argument("--manifold", choices=MANIFOLDS, default="none",
                    help="also derive the flow near this singular manifold")
     d.add_argument("--format", choices=FORMATS, default="text")
@@ -129,7 +118,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
         return [values[r * N:(r + 1) * N] for r in range(rows)]
 
     spec = ModelSpec(K=K, M=M, N=N, activation=args.activation, alpha=args.skip, v=args.teacher_v,
-                     B=matrix(args.teacher_B, M, "teacher-B"), skip=matrix(args.skip_directions, K,
+                     B=matrix(args.teacher_B, M, "teacher-B"), skip_directions=matrix(args.skip_directions, K,
                                                                             "skip-directions"))
     manifold = None if args.manifold == "none" else args.manifold
     text = derive_report(spec, manifold=manifold, fmt=args.format, form=args.form, expand=args.expand)
