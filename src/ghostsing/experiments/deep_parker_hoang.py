@@ -96,7 +96,8 @@ def run(cfg: ParkerHoangConfig, out_dir: Path, *, resume: bool = False, progress
         fl, fa = evaluate(model, x_tr, y_tr, chunk=500)
         fl[res.diverged_epoch >= 0] = np.nan
         runs[name] = {"history": res.history, "final_train_loss": fl, "final_train_acc": fa,
-                      "diverged_epoch": res.diverged_epoch, "n_params": count_params(factory())}
+                      "diverged_epoch": res.diverged_epoch, "n_params": count_params(factory()),
+                      "wall": res.wall_time_s}
     k = max(1, cfg.epochs // 5)
     preds = _predictions(cfg, runs, k, len(y_tr))
     fig = plot_training_curves({f"{m} ({v['n_params']:,} params)": v["history"] for m, v in runs.items()},
@@ -117,6 +118,7 @@ def run(cfg: ParkerHoangConfig, out_dir: Path, *, resume: bool = False, progress
     lines += ["", f"Data: {line}."]
     arrays = {f"{m}/{key}": v["history"][key] for m, v in runs.items() for key in v["history"]}
     summary = {"data": line, "device": str(device), "note": cfg.note, "average_last_epochs": k,
+               "training_wall_time_s": float(sum(v["wall"] for v in runs.values())),
                "runs": [{"model": m, "n_params": v["n_params"], "final_train_loss": v["final_train_loss"],
                          "final_train_acc": v["final_train_acc"], "test_acc": v["history"]["test_acc"][-1]}
                         for m, v in runs.items()]}

@@ -265,7 +265,8 @@ def _train_groups(cfg: SkipsConfig, arms: list[str], seeds: list[int], lr: float
             runs[a] = {"history": {k: v[:, sl] for k, v in res.history.items()},
                        "probes": {e: {m: v[sl] for m, v in d.items()} for e, d in res.probes.items()},
                        "final_train_loss": final_loss[sl], "final_train_acc": final_acc[sl],
-                       "diverged_epoch": res.diverged_epoch[sl], "lr": lr}
+                       "diverged_epoch": res.diverged_epoch[sl], "lr": lr,
+                       "group": f"{tag}_g{gi}", "group_wall_s": res.wall_time_s}
     return runs
 
 
@@ -300,7 +301,7 @@ def run_skips(cfg: SkipsConfig, out_dir: Path, *, resume: bool = False, progress
     probe_epochs = tuple(sorted({e for e in cfg.probe_epochs if e <= cfg.epochs} | {0, cfg.epochs}))
     seeds = list(cfg.seeds)
     runs: dict[tuple[str, int, str], dict] = {}
-    data_lines, lr_choice = [], {}
+    data_lines, lr_choice, walls = [], {}, {}
     for ds in cfg.datasets:
         data, line = load_data(cfg, ds)
         data_lines.append(line)
@@ -316,6 +317,7 @@ def run_skips(cfg: SkipsConfig, out_dir: Path, *, resume: bool = False, progress
                                         tensors, net_cfg, device, out, f"lrsel_{ds}_d{depth}_lr{lr:g}",
                                         resume, progress)
                     for a, r in sel.items():
+                        walls[r["group"]] = r["group_wall_s"]
                         fl = r["final_train_loss"]
                         table.setdefault(a, {})[lr] = float(np.mean(np.where(np.isfinite(fl), fl, np.inf)))
                 lrs = {a: min(cfg.lr_grid, key=lambda lr, a=a: (table[a][lr], lr)) for a in cfg.skips}
@@ -327,6 +329,7 @@ def run_skips(cfg: SkipsConfig, out_dir: Path, *, resume: bool = False, progress
                                     out, f"{ds}_d{depth}_lr{lr:g}", resume, progress, pcfg)
                 for a, r in got.items():
                     runs[(ds, depth, a)] = r
+                    walls[r["group"]] = r["group_wall_s"]
     preds = _skip_predictions(cfg, runs)
     figures = _skip_figures(cfg, runs, out)
     arrays = {}
@@ -339,6 +342,7 @@ def run_skips(cfg: SkipsConfig, out_dir: Path, *, resume: bool = False, progress
                 arrays[f"{key}/probe/e{e}/{m}"] = v
     summary = {
         "data": "; ".join(data_lines), "device": str(device), "note": cfg.note,
+        "training_wall_time_s": float(sum(walls.values())),
         "lr_selection": lr_choice,
         "runs": [{"dataset": ds, "depth": d, "arm": a, "lr": r["lr"], "seeds": seeds,
                   "final_train_loss": r["final_train_loss"], "final_train_acc": r["final_train_acc"],
@@ -615,6 +619,7 @@ def run_dead_branches(cfg: DeadBranchesConfig, out_dir: Path, *, resume: bool = 
         return {"dead_branch_frac": dead.mean(1).cpu().numpy()}
 
     runs: dict[tuple[str, int, str], dict] = {}
+    train_wall = 0.0
     for oi, opt in enumerate(cfg.optimizers):
         for warm in cfg.warmups:
             tcfg = TrainConfig(optimizer=opt, lr=cfg.lrs[oi], epochs=cfg.epochs, batch_size=cfg.batch_size,
@@ -627,6 +632,7 @@ def run_dead_branches(cfg: DeadBranchesConfig, out_dir: Path, *, resume: bool = 
             res = train(model, x_tr, y_tr, x_te, y_te, tcfg, resume=resume, probe_fn=dead_branches,
                         step_probe=dead_branches, progress=progress, desc=f"{opt} warm-up {warm}",
                         checkpoint=out / "checkpoints" / f"{opt}_w{warm}.pt", tag={"inits": inits})
+            train_wall = train_wall + res.wall_time_s
             log = res.extra["step_log"]
             steps = np.array([r["step"] for r in log])
             S = len(seeds)
@@ -685,7 +691,7 @@ def run_dead_branches(cfg: DeadBranchesConfig, out_dir: Path, *, resume: bool = 
                      f"{_fmt_ms(r['train_loss'][-1])} |")
     lines += ["", f"Data: {line}. Epoch 1 logged every {cfg.log_every} optimiser steps; SGD with momentum "
               f"{cfg.momentum_sgd}."]
-    summary = {"data": line, "device": str(device), "note": cfg.note,
+    summary = {"data": line, "device": str(device), "note": cfg.note, "training_wall_time_s": train_wall,
                "arms": [{"optimizer": o, "warmup": w, "init": i, "dead_init": r["epoch_dead"][0],
                          "dead_after_epoch1": r["epoch_dead"][1], "dead_end": r["epoch_dead"][-1]}
                         for (o, w, i), r in runs.items()]}
