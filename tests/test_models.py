@@ -97,9 +97,9 @@ def test_alpha_sigma_must_be_numbers(field: str, value) -> None:
 # ------------------------------------------------------------------------------------- arrays
 @FAST
 @given(K=st.integers(1, 4), M=st.integers(1, 4), N=st.integers(1, 6), extra=st.integers(1, 3),
-       which=st.sampled_from(["v", "B", "skip"]), axis=st.integers(0, 1))
+       which=st.sampled_from(["v", "B", "skip_directions"]), axis=st.integers(0, 1))
 def test_wrong_array_shapes(K: int, M: int, N: int, extra: int, which: str, axis: int) -> None:
-    good = {"v": (M,), "B": (M, N), "skip": (K, N)}[which]
+    good = {"v": (M,), "B": (M, N), "skip_directions": (K, N)}[which]
     bad = list(good)
     bad[min(axis, len(bad) - 1)] += extra
     B = np.ones((M, N))  # explicit teacher, so that N < M is allowed when B is not the field under test
@@ -110,9 +110,9 @@ def test_wrong_array_shapes(K: int, M: int, N: int, extra: int, which: str, axis
 
 
 @FAST
-@given(which=st.sampled_from(["v", "B", "skip"]), bad=non_finite)
+@given(which=st.sampled_from(["v", "B", "skip_directions"]), bad=non_finite)
 def test_non_finite_arrays(which: str, bad: float) -> None:
-    arr = {"v": np.ones(2), "B": np.eye(2), "skip": np.eye(2)}[which]
+    arr = {"v": np.ones(2), "B": np.eye(2), "skip_directions": np.eye(2)}[which]
     arr = arr.copy()
     arr.flat[0] = bad
     with pytest.raises(ValueError) as err:
@@ -136,7 +136,7 @@ def test_identity_skip_needs_N_at_least_K(K: int, alpha: float) -> None:
     assert _names(str(err.value), f"alpha={alpha}", f"N={N}", f"K={K}", "allowed")
     # the same model is fine without skips, or with explicit skip directions
     ModelSpec(K=K, M=1, N=N, alpha=0.0, B=np.ones((1, N)))
-    ModelSpec(K=K, M=1, N=N, alpha=alpha, B=np.ones((1, N)), skip=np.ones((K, N)))
+    ModelSpec(K=K, M=1, N=N, alpha=alpha, B=np.ones((1, N)), skip_directions=np.ones((K, N)))
 
 
 def test_default_teacher_needs_N_at_least_M() -> None:
@@ -149,7 +149,7 @@ good_specs = st.builds(
     lambda K, M, N, act, alpha, sigma, seed: ModelSpec(
         K=K, M=M, N=N, activation=act, alpha=alpha, sigma=sigma,
         v=np.random.default_rng(seed).normal(size=M), B=np.random.default_rng(seed + 1).normal(size=(M, N)),
-        skip=np.random.default_rng(seed + 2).normal(size=(K, N))),
+        skip_directions=np.random.default_rng(seed + 2).normal(size=(K, N))),
     K=st.integers(1, 4), M=st.integers(1, 4), N=st.integers(1, 5), act=st.sampled_from(ACTIVATIONS),
     alpha=st.floats(0.0, 5.0), sigma=st.floats(0.0, 2.0), seed=st.integers(0, 10_000),
 )
@@ -163,7 +163,7 @@ def test_round_trip_to_dict_from_dict(spec: ModelSpec) -> None:
     assert again == spec and hash(again) == hash(spec) and again.key() == spec.key()
     np.testing.assert_array_equal(again.B, spec.B)
     np.testing.assert_array_equal(again.v, spec.v)
-    np.testing.assert_array_equal(again.skip, spec.skip)
+    np.testing.assert_array_equal(again.skip_directions, spec.skip_directions)
     assert re.fullmatch(r"[0-9a-f]{64}", spec.key())
 
 
@@ -189,7 +189,7 @@ def test_defaults_and_readonly() -> None:
     spec = ModelSpec(K=2, M=3, N=4, alpha=0.5)
     np.testing.assert_array_equal(spec.v, np.ones(3))
     np.testing.assert_array_equal(spec.B, np.eye(3, 4))
-    np.testing.assert_array_equal(spec.skip, np.eye(2, 4))
+    np.testing.assert_array_equal(spec.skip_directions, np.eye(2, 4))
     assert spec.n_params == 2 + 2 * 4
     with pytest.raises(ValueError):
         spec.B[0, 0] = 2.0  # read-only array
@@ -199,3 +199,23 @@ def test_defaults_and_readonly() -> None:
         spec.teacher_theta()
     with pytest.raises(ValueError, match="allowed: 10"):
         spec.split(np.zeros(9))
+
+
+# ------------------------------------------------------------------------------------- names
+def test_skip_strength_and_directions_have_their_own_names() -> None:
+    """``alpha`` is the skip strength and ``skip_directions`` the directions s_i (the field was "skip"):
+    to_dict writes the new name, from_dict also reads files written under the old one, and key() -- the
+    digest of the on-disk caches -- is the one computed before the rename."""
+    spec = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]],
+                     skip_directions=[[1.0], [0.5]])
+    d = spec.to_dict()
+    assert "skip_directions" in d and "skip" not in d and not hasattr(spec, "skip")
+    legacy = {k: v for k, v in d.items() if k != "skip_directions"} | {"skip": d["skip_directions"]}
+    assert ModelSpec.from_dict(legacy) == spec
+    assert spec.key() == "eac1f15a7ce9d738f13d53df8b1f074f474974070f90c2e8e475eaabb4804d57"
+    assert ModelSpec(K=2, M=2, N=2, activation="erf", alpha=0.5).key() == (
+        "3b2dcd583aa20ecc3922aea0a7bd71e5b09acbf5f16eb4a639f06a64ad4526ab")
+    with pytest.raises(TypeError, match="skip"):
+        ModelSpec(K=2, M=2, N=2, skip=np.eye(2))  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"skip_directions has shape \(1, 2\)"):
+        ModelSpec(K=2, M=2, N=2, skip_directions=np.ones((1, 2)))

@@ -98,7 +98,8 @@ def test_recorded_order_parameters_and_teacher():
     np.testing.assert_allclose(res.R[:, 0], np.broadcast_to(J0 @ B.T / 40, (2, 3, 2)), rtol=1e-12)
     np.testing.assert_allclose(res.T, np.broadcast_to(B @ B.T / 40, (2, 2, 2)), rtol=1e-12)
     np.testing.assert_array_equal(res.v[:, 0], [v0] * 2)
-    np.testing.assert_allclose(res.alpha, [0.0, 1.0])
+    np.testing.assert_allclose(res.t, [0.0, 1.0])  # SGD time steps / N (not alpha: the skip strength)
+    assert not hasattr(res, "alpha")
     assert not np.allclose(res.Q[0, 1], res.Q[1, 1])  # different seeds, different sample streams
     copy = online_sgd(
         3,
@@ -294,7 +295,7 @@ def test_spec_kernel_matches_numpy_replay(act, alpha, batch):
         for _ in range(batch):
             x = rng.standard_normal(spec.N)
             y = spec.v @ g(spec.B @ x) + spec.sigma * rng.standard_normal()
-            h = g(J @ x) + alpha * spec.skip @ x
+            h = g(J @ x) + alpha * spec.skip_directions @ x
             delta = w @ h - y
             gw += delta * h
             gJ += np.outer(delta * w * gp(J @ x), x)

@@ -8,7 +8,9 @@ Student (``K`` hidden units, skip strength ``alpha >= 0``)::
 
     f(x) = sum_{i=1..K} w_i [ g(J_i . x) + alpha s_i . x ]
 
-with skip directions ``s_i`` (default ``s_i = e_i``, the identity skip, which needs ``N >= K``).
+with skip directions ``s_i`` (field ``skip_directions``; default ``s_i = e_i``, the identity skip, which
+needs ``N >= K``).  Names: ``alpha`` is only the skip *strength*, ``skip_directions`` the skip
+*directions* ``s_i``.
 ``alpha = 0`` is the plain network, ``alpha = 1`` the residual one.  The trainable parameters are
 flattened as ``theta = (w_1..w_K, J_1[0..N-1], ..., J_K[0..N-1])`` (``P = K + K N`` entries).
 
@@ -16,7 +18,7 @@ Defaults (documented, used when the argument is ``None``):
 
 * ``v = (1, ..., 1)`` (M ones);
 * ``B = (e_1, ..., e_M)`` (orthonormal teacher), which needs ``N >= M``; give ``B`` explicitly otherwise;
-* ``skip = (e_1, ..., e_K)`` (identity skip), which needs ``N >= K`` when ``alpha > 0``.
+* ``skip_directions = (e_1, ..., e_K)`` (identity skip), which needs ``N >= K`` when ``alpha > 0``.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def _check_matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
 class ModelSpec:
     """A validated, immutable reduced teacher–student model (see the module docstring).
 
-    After construction ``v``, ``B`` and ``skip`` are read-only float64 numpy arrays.
+    After construction ``v``, ``B`` and ``skip_directions`` are read-only float64 numpy arrays.
 
     Parameters
     ----------
@@ -75,7 +77,7 @@ class ModelSpec:
     v : teacher second layer, M floats (default all ones).
     B : teacher first layer, M x N (default the first M unit vectors; needs N >= M).
     sigma : output-noise standard deviation, >= 0.
-    skip : skip directions s_i, K x N (default the first K unit vectors).
+    skip_directions : the skip directions s_i, K x N (default the first K unit vectors).
     """
 
     K: int = 2
@@ -86,7 +88,7 @@ class ModelSpec:
     v: Any = None
     B: Any = None
     sigma: float = 0.0
-    skip: Any = field(default=None)
+    skip_directions: Any = field(default=None)
 
     def __post_init__(self) -> None:
         K = _check_int("K", self.K, 1, MAX_UNITS)
@@ -111,21 +113,21 @@ class ModelSpec:
             B = np.eye(M, N)
         else:
             B = _check_matrix("B", self.B, (M, N))
-        if self.skip is None:
+        if self.skip_directions is None:
             if alpha > 0 and N < K:
                 raise ValueError(
                     f"alpha={alpha} with identity skip directions needs N >= K, got N={N}, K={K}; "
-                    "allowed: N >= K, alpha = 0, or explicit skip directions (K x N)"
+                    "allowed: N >= K, alpha = 0, or explicit skip_directions (K x N)"
                 )
             skip = np.eye(K, N)
         else:
-            skip = _check_matrix("skip", self.skip, (K, N))
+            skip = _check_matrix("skip_directions", self.skip_directions, (K, N))
 
         for name, value in (("K", K), ("M", M), ("N", N), ("alpha", alpha), ("sigma", sigma)):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "v", _as_readonly(v))
         object.__setattr__(self, "B", _as_readonly(B))
-        object.__setattr__(self, "skip", _as_readonly(skip))
+        object.__setattr__(self, "skip_directions", _as_readonly(skip))
 
     @staticmethod
     def _check_nonneg(name: str, value: Any) -> float:
@@ -177,7 +179,7 @@ class ModelSpec:
         return {
             "K": self.K, "M": self.M, "N": self.N, "activation": self.activation,
             "alpha": self.alpha, "v": self.v.tolist(), "B": self.B.tolist(),
-            "sigma": self.sigma, "skip": self.skip.tolist(),
+            "sigma": self.sigma, "skip_directions": self.skip_directions.tolist(),
         }
 
     @classmethod
@@ -196,15 +198,25 @@ class ModelSpec:
         if N > 1:
             S /= np.linalg.norm(S, axis=1, keepdims=True)
         return cls(K=K, M=M, N=N, activation=activation, v=np.round(v, 3), B=np.round(B, 3),
-                   skip=np.round(S, 3))
+                   skip_directions=np.round(S, 3))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        """The spec of :meth:`to_dict`'s output (also of older files, whose directions are under "skip")."""
+        d = dict(d)
+        if "skip" in d and "skip_directions" not in d:
+            d["skip_directions"] = d.pop("skip")
         return cls(**d)
 
     def key(self) -> str:
-        """A stable SHA-256 hex digest of the resolved spec (used for on-disk caches)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable SHA-256 hex digest of the resolved spec (used for on-disk caches).
+
+        The digest is of the model, not of the Python names: it hashes the JSON of :meth:`to_dict` with
+        the skip directions under their first name, "skip", so that renaming the field to
+        ``skip_directions`` kept every cached generated module valid."""
+        d = self.to_dict()
+        d["skip"] = d.pop("skip_directions")
+        text = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     def __eq__(self, other: object) -> bool:

@@ -91,8 +91,14 @@ def test_table_matches_the_tableaus_and_kernels():
 
 
 def test_docs_show_the_method_table():
-    """docs/integrators.md holds the table exactly as :func:`markdown_table` prints it."""
+    """docs/integrators.md holds the table exactly as :func:`markdown_table` prints it, and the summary in
+    the docstring of simulate.methods states the same orders and Jacobian needs."""
     assert markdown_table() in DOCS.read_text()
+    import ghostsing.simulate.methods as mod
+
+    rows = {ln.split()[0]: ln.split()[1:4] for ln in mod.__doc__.splitlines() if ln.startswith("    ")}
+    for m in METHODS.values():
+        assert rows[m.name] == [str(m.order), str(m.error_order or "-"), m.jacobian], m.name
 
 
 def test_default_tolerances_come_from_the_table():

@@ -3,21 +3,17 @@
 The dispatcher (``integrate``), the Numba kernels (method codes and the order of each error estimate,
 which sets the step-size controller's exponent) and the documentation all read this one table, so a
 method's order, its Jacobian needs and its default tolerances are stated once.  The claimed orders are
-checked by tests/simulate/test_method_table.py (observed convergence orders of one step and of fixed-step
-runs).
+checked by tests/simulate/test_method_table.py (global convergence orders with the step pinned)::
 
-=============  =====  ======  ========  =======  ===========================================================
-name           order  error   Jacobian  stiff    notes
-=============  =====  ======  ========  =======  ===========================================================
-``euler``      1      --      no        no       fixed step only (discrete gradient descent)
-``rk4``        4      --      no        no       fixed step only
-``dopri5``     5      4       no        no       Dormand–Prince 5(4), 4th-order dense output
-``dop853``     8      7       no        no       Hairer's DOP853, 8(5,3) error, 7th-order dense output
-``rodas``      4      3       required  yes      RODAS 3(4), L-stable, cubic Hermite dense output
-``rodas5p``    5      4       required  yes      Rodas5P, L-stable, its own 4th-order dense output
-``auto``       5      4       optional  switch   DOPRI5, switching to the stiff method (``dopri5`` without J)
-``auto853``    8      7       optional  switch   DOP853, switching to the stiff method (``dop853`` without J)
-=============  =====  ======  ========  =======  ===========================================================
+    name      order  error  Jacobian  stiff    notes
+    euler     1      -      no        no       fixed step only (discrete gradient descent)
+    rk4       4      -      no        no       fixed step only
+    dopri5    5      4      no        no       Dormand-Prince 5(4), 4th-order dense output
+    dop853    8      7      no        no       Hairer's DOP853, 8(5,3) error, 7th-order dense output
+    rodas     4      3      required  yes      RODAS 3(4), L-stable, cubic Hermite dense output
+    rodas5p   5      4      required  yes      Rodas5P, L-stable, its own 4th-order dense output
+    auto      5      4      optional  switch   DOPRI5, switching to the stiff method (dopri5 without J)
+    auto853   8      7      optional  switch   DOP853, switching to the stiff method (dop853 without J)
 
 Aliases: ``"rk45"`` is ``"dopri5"``, ``"rosenbrock"`` is ``"rodas"``.  The "error" column is the order of
 the embedded estimate that the controller uses (``err ~ h^(error_order + 1)``); for the switching methods

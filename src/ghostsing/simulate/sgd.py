@@ -356,7 +356,7 @@ class SGDResult:
     (the rest of that row is NaN).
     """
 
-    alpha: np.ndarray
+    t: np.ndarray
     Q: np.ndarray
     R: np.ndarray
     T: np.ndarray
@@ -543,7 +543,7 @@ def online_sgd_spec(
         np.ascontiguousarray(J0),
         np.ascontiguousarray(spec.B),
         np.ascontiguousarray(spec.v),
-        np.ascontiguousarray(spec.skip),
+        np.ascontiguousarray(spec.skip_directions),
         spec.alpha,
         spec.sigma,
         lr,
