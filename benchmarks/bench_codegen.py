@@ -209,7 +209,7 @@ def flow_speed(spec_kw: dict | None = None, n_thetas: int = 1000, reps: int = 20
 
     spec = ModelSpec(**(spec_kw or SPEC_KW))
     model = derive(spec).compile()
-    v, B, S = (np.ascontiguousarray(x) for x in (spec.v, spec.B, spec.skip))
+    v, B, S = (np.ascontiguousarray(x) for x in (spec.v, spec.B, spec.skip_directions))
     tb, tw, ss = teacher_constants(v, B, S, spec.alpha)
     work = np.empty(2 * spec.K)
     hand = (v, B, S, spec.alpha, tb, tw, ss, work)

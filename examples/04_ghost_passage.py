@@ -19,7 +19,7 @@ from ghostsing.analytic.manifolds import best_fit, overlap, parent_spec
 from ghostsing.simulate import StepControl, integrate
 
 plain = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]])
-skip = plain.replace(alpha=0.1, skip=[[1.0], [0.5]])
+skip = plain.replace(alpha=0.1, skip_directions=[[1.0], [0.5]])
 fate = overlap_fate(skip)
 for row in fate.table():
     print(row)

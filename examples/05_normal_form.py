@@ -9,7 +9,8 @@ against the slow-manifold drift v1.
 from ghostsing import ModelSpec
 from ghostsing.analytic.normal_form import overlap_normal_form
 
-spec = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
+spec = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]],
+                 skip_directions=[[1.0], [0.5]])
 nf = overlap_normal_form(spec, order=2)
 print(nf.text())
 for z in (-2.0, 0.0, 2.0):

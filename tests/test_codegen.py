@@ -238,7 +238,7 @@ _ALPHA_SWEEP = textwrap.dedent("""
     real = codegen.generate_module
     codegen.generate_module = lambda *a, **k: calls.append(a[0]) or real(*a, **k)
     spec = ModelSpec(K=2, M=2, N=1, activation="linear", v=(1.0, 0.5), B=[[0.4], [2.0]],
-                     skip=[[1.0], [0.5]])
+                     skip_directions=[[1.0], [0.5]])
     theta = np.array([0.3, -0.2, 0.7, 1.1])
     losses = [compile_parametric(spec).loss(theta, np.array([a])) for a in (0.0, 1e-3, 1e-2, 0.1, 0.3)]
     m = compile_parametric(spec)

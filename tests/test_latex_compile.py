@@ -55,7 +55,7 @@ def test_script_documents_compile(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("form", ["order-parameters", "weights"])
 def test_derive_report_compiles(form: str, tmp_path: Path) -> None:
     spec = ModelSpec(K=2, M=2, N=1, activation="erf", alpha=0.5, v=(10.0, 5.0), B=[[0.4], [4.0]],
-                     skip=[[1.0], [0.5]])
+                     skip_directions=[[1.0], [0.5]])
     assert_compiles(derive_report(spec, manifold="overlap", fmt="latex", form=form), tmp_path, "overlap")
     relu = ModelSpec(K=3, M=2, N=3, activation="relu", alpha=0.5)
     assert_compiles(derive_report(relu, fmt="latex", form=form), tmp_path, "relu3")

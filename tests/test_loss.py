@@ -54,7 +54,7 @@ def mc_loss_and_flow(spec: ModelSpec, theta: np.ndarray, n: int, seed: int):
         gt, _ = g_and_dg(spec.activation, x @ spec.B.T)
         y = gt @ spec.v + spec.sigma * xi
         gs, dgs = g_and_dg(spec.activation, x @ J.T)  # (m, K)
-        feat = gs + spec.alpha * (x @ spec.skip.T)   # g(J_i.x) + alpha s_i.x
+        feat = gs + spec.alpha * (x @ spec.skip_directions.T)   # g(J_i.x) + alpha s_i.x
         r = y - feat @ w
         per = np.empty((m, P + 1))
         per[:, 0] = 0.5 * r * r
@@ -100,7 +100,7 @@ def test_loss_and_flow_match_monte_carlo(activation: str, alpha: float) -> None:
 def test_explicit_skip_directions_match_monte_carlo(activation: str) -> None:
     rng = np.random.default_rng(5)
     spec = ModelSpec(K=2, M=1, N=2, activation=activation, alpha=0.7, v=[1.5], B=[[0.6, -1.1]],
-                     skip=rng.normal(size=(2, 2)), sigma=0.0)
+                     skip_directions=rng.normal(size=(2, 2)), sigma=0.0)
     model = derive(spec).compile()
     theta = random_theta(spec, 2)
     L_mc, L_se, F_mc, F_se = mc_loss_and_flow(spec, theta, N_MC // 2, seed=4)
@@ -174,7 +174,7 @@ def test_permutation_symmetry_is_broken_by_the_skip(activation: str) -> None:
     res = derive(skip).compile()
     assert abs(res.loss(swapped) - res.loss(theta)) > 1e-3  # the identity skip tells the units apart
     # ... and swapping the skip directions with the units restores the symmetry
-    both = derive(skip.replace(skip=skip.skip[::-1])).compile()
+    both = derive(skip.replace(skip_directions=skip.skip_directions[::-1])).compile()
     assert both.loss(swapped) == pytest.approx(res.loss(theta), rel=1e-13)
 
 

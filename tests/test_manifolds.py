@@ -29,7 +29,7 @@ from ghostsing.analytic.manifolds import (
 from ghostsing.models import ModelSpec
 
 ERF_N1 = ModelSpec(K=2, M=2, N=1, activation="erf", alpha=0.0, v=(2.0, -1.0), B=[[2.0], [0.5]])
-ERF_N1_SKIP = ERF_N1.replace(alpha=0.3, skip=[[1.0], [0.5]])
+ERF_N1_SKIP = ERF_N1.replace(alpha=0.3, skip_directions=[[1.0], [0.5]])
 ERF_N2 = ModelSpec(K=2, M=2, N=2, activation="erf", alpha=0.0, v=(1.0, 0.6), B=[[1.0, 0.3], [-0.2, 1.5]])
 REAL = ModelSpec(K=2, M=1, N=1, activation="erf", v=(1.5,), B=[[0.8]], sigma=0.3)
 LIN3 = ModelSpec(K=3, M=2, N=3, activation="linear", alpha=0.0, v=(1.0, 0.5),
@@ -152,7 +152,7 @@ def test_exact_best_fit_linear_matches_numeric():
 def test_criticality_proof_three_units():
     """O_13 of a three-unit student: the merged unit sits at position 1 of the two-unit parent."""
     spec = ModelSpec(K=3, M=2, N=1, activation="erf", v=(1.0, 1.0), B=[[1.0], [2.0]], alpha=0.2,
-                     skip=[[1.0], [0.5], [0.2]])
+                     skip_directions=[[1.0], [0.5], [0.2]])
     ch = overlap(spec, 0, 2)
     pr = criticality_proof(ch)
     assert pr.proved and pr.ghost_nonzero
@@ -213,7 +213,7 @@ def test_ghost_is_first_order_in_alpha(fit_n1):
 
 def test_free_ghost_vanishes_for_equal_skip_directions():
     """The drift along z at first order in alpha is -(w/2) (s_i - s_j) . E[r* x]: zero iff s_i = s_j."""
-    same = criticality_proof(overlap(ERF_N1.replace(alpha=0.3, skip=[[1.0], [1.0]])))
+    same = criticality_proof(overlap(ERF_N1.replace(alpha=0.3, skip_directions=[[1.0], [1.0]])))
     diff = criticality_proof(overlap(ERF_N1_SKIP))
     assert is_identically_zero(same.free_ghost()[0])
     assert not is_identically_zero(diff.free_ghost()[0])
@@ -280,7 +280,7 @@ def test_elimination_J_line_in_realisable_case():
     assert fit.method == "exact"
     ch = elimination(REAL, 1, "J")
     model = derive(REAL).compile()
-    m1 = derive(REAL.replace(alpha=0.4, skip=[[1.0], [0.5]])).compile()
+    m1 = derive(REAL.replace(alpha=0.4, skip_directions=[[1.0], [0.5]])).compile()
     e = np.array([0.0, 1.0, 0.0, 0.0])
     for w2 in (-1.0, 0.0, 0.7):
         th = ch.embed(fit.theta, [w2])

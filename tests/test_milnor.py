@@ -146,7 +146,7 @@ def test_overlap_plane_flow(intervals):
     # with skips the line drifts along z at rate ~ alpha: dz/dt = -alpha (D phi . g_1)_z + O(alpha^2),
     # g_1 the exact first-order gradient of the criticality proof
     alpha = 1e-4
-    skip = POS.replace(alpha=alpha, skip=[[1.0], [0.0]])
+    skip = POS.replace(alpha=alpha, skip_directions=[[1.0], [0.0]])
     pg = overlap_plane_flow(skip, zs, [0.0], fit=mi.fit)
     ch = overlap(skip)
     pr = criticality_proof(ch)
@@ -172,7 +172,7 @@ def test_elimination_plane_flow(intervals):
 
 def test_errors():
     with pytest.raises(ValueError, match="alpha = 0"):
-        milnor_interval(NEG.replace(alpha=0.5, skip=[[1.0], [0.0]]))
+        milnor_interval(NEG.replace(alpha=0.5, skip_directions=[[1.0], [0.0]]))
     with pytest.raises(ValueError, match="direction"):
         overlap_plane_flow(NEG, [0.0], [0.1], direction=[0.0])
     with pytest.raises(ValueError, match="relu"):

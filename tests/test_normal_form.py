@@ -14,11 +14,12 @@ from ghostsing import ModelSpec
 from ghostsing.analytic import derive
 from ghostsing.analytic.normal_form import normal_form, overlap_normal_form
 
-SPEC = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
+SPEC = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]],
+                 skip_directions=[[1.0], [0.5]])
 SPEC2 = ModelSpec(K=2, M=2, N=2, activation="erf", v=(10.0, 5.0), B=[[0.4, 0.3], [-1.0, 2.0]],
-                  skip=[[1.0, 0.2], [0.5, -0.3]])
+                  skip_directions=[[1.0, 0.2], [0.5, -0.3]])
 SPEC3 = ModelSpec(K=3, M=2, N=3, activation="linear", v=(1.0, 0.5), B=[[1.0, 0.2, -0.3], [0.4, -1.0, 0.5]],
-                  skip=[[1.0, 0.0, 0.3], [0.2, 0.5, 0.0], [0.0, -0.4, 1.0]])
+                  skip_directions=[[1.0, 0.0, 0.3], [0.2, 0.5, 0.0], [0.0, -0.4, 1.0]])
 ALPHAS = (0.0, 0.5, 1.0)
 _COMPILED: dict[str, dict[float, object]] = {}
 
@@ -195,7 +196,7 @@ def test_linear_dependence_closed_forms(lin_dep) -> None:
     c = J1.cross(J2)
     n = c / sp.sqrt(c.dot(c))
     w1, w2 = p1 - a * w3, p2 - b * w3
-    S = [sp.Matrix([sp.nsimplify(x) for x in row]) for row in SPEC3.skip]
+    S = [sp.Matrix([sp.nsimplify(x) for x in row]) for row in SPEC3.skip_directions]
     W_rho = w3 - a * w1 - b * w2
     assert all(nf.coefficient(s, 0, 0) == 0 for s in nf.names)  # a set of critical points at alpha = 0
     H = transverse_hessian(ch)[0, 0].xreplace(dict(zip(ch.parent, nf.fit.exact, strict=True)))

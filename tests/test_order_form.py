@@ -118,7 +118,7 @@ def test_numbers_at_random_points(spec: ModelSpec) -> None:
         ref += [dJ[i] @ J[k] + J[i] @ dJ[k] for i in range(K) for k in range(i, K)]
         ref += [dJ[i] @ spec.B[n] for i in range(K) for n in range(M)]
         if F.skip:
-            ref += [dJ[i] @ spec.skip[j] for i in range(K) for j in range(K)]
+            ref += [dJ[i] @ spec.skip_directions[j] for i in range(K) for j in range(K)]
         np.testing.assert_allclose(got["ode"], ref, rtol=1e-11, atol=1e-13)
 
 

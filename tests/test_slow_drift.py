@@ -21,7 +21,8 @@ from ghostsing.analytic.slow_drift import slow_drift
 from ghostsing.models import ModelSpec
 from ghostsing.simulate import integrate
 
-GENERIC = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
+GENERIC = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]],
+                    skip_directions=[[1.0], [0.5]])
 SYMMETRIC = ModelSpec(K=2, M=2, N=2, activation="erf")
 
 
@@ -128,7 +129,7 @@ def test_symmetric_teacher_is_degenerate_and_proved_so():
 
 
 def test_equal_skips_keep_the_line_critical_for_every_alpha():
-    shared = GENERIC.replace(skip=[[0.7], [0.7]])
+    shared = GENERIC.replace(skip_directions=[[0.7], [0.7]])
     assert line_is_persistent(shared)
     assert not line_is_persistent(GENERIC)
     fate = overlap_fate(shared)
@@ -143,7 +144,7 @@ def test_equal_skips_keep_the_line_critical_for_every_alpha():
 
 
 def test_elimination_drifts_vanish_where_the_set_is_critical():
-    real = ModelSpec(K=2, M=1, N=1, activation="erf", v=(1.5,), B=[[0.8]], skip=[[1.0], [-0.4]])
+    real = ModelSpec(K=2, M=1, N=1, activation="erf", v=(1.5,), B=[[0.8]], skip_directions=[[1.0], [-0.4]])
     dw = slow_drift(real, "elimination-w", (1,))
     assert dw.whole_set_critical and dw.degenerate
     assert all(sp.simplify(e) == 0 for e in dw.expr)
@@ -233,12 +234,12 @@ def test_low_rank_skips_drift_with_the_difference_of_their_loadings():
     loadings (shared skips) keep the line critical."""
     teacher = ModelSpec(K=2, M=2, N=2, activation="erf", v=(1.3, 0.7), B=[[1.0, 0.2], [-0.3, 0.8]])
     b = np.array([0.6, 0.8])
-    low = teacher.replace(skip=np.outer([1.0, 0.3], b))
+    low = teacher.replace(skip_directions=np.outer([1.0, 0.3], b))
     d = slow_drift(low)
     w = d.fit.theta[0]
     assert d.v1 == pytest.approx(0.7 * b @ d.correlation / w, rel=1e-12)
     assert not d.degenerate
-    shared = teacher.replace(skip=np.outer([0.5, 0.5], b))
+    shared = teacher.replace(skip_directions=np.outer([0.5, 0.5], b))
     assert slow_drift(shared, fit=d.fit).degenerate and line_is_persistent(shared)
 
 

@@ -87,12 +87,12 @@ def effective_loss(spec: ModelSpec, pair: tuple[int, int] = (0, 1)) -> tuple[sp.
     Returns the expression and its variables ``(theta'..., b)`` (parent in flat order).
     """
     i, j = pair
-    pspec = spec.replace(K=spec.K - 1, alpha=0.0, skip=None)
+    pspec = spec.replace(K=spec.K - 1, alpha=0.0, skip_directions=None)
     Kp, N = pspec.K, spec.N
     w, J = student_symbols(Kp, N)
     b = sp.Symbol("b", real=True)
     Lp = population_loss(pspec, list(w), J)
-    d = [exact(spec.skip[i, n]) - exact(spec.skip[j, n]) for n in range(N)]
+    d = [exact(spec.skip_directions[i, n]) - exact(spec.skip_directions[j, n]) for n in range(N)]
     v = [exact(x) for x in spec.v]
     B = [[exact(x) for x in row] for row in spec.B]
     g = spec.activation
@@ -118,7 +118,7 @@ def scaled_trap(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFit | 
     fL = sp.lambdify([xs], L, "numpy")
     fg = sp.lambdify([xs], [sp.diff(L, s) for s in xs], "numpy")
     fh = sp.lambdify([xs], sp.hessian(L, xs), "numpy")
-    d = spec.skip[pair[0]] - spec.skip[pair[1]]
+    d = spec.skip_directions[pair[0]] - spec.skip_directions[pair[1]]
     drift = slow_drift(spec, "overlap", pair, fit=fit)
     b0 = float(d @ drift.correlation / (d @ d)) if d @ d > 0 else 0.0
     x0 = np.concatenate([fit.theta, [b0]])
@@ -266,7 +266,7 @@ def overlap_fate(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFit |
                  seed: int = 0) -> OverlapFate:
     """Classify each segment of the former overlap line ``O_pair`` (module docstring).
 
-    ``spec.skip`` gives the skip directions (``spec.alpha`` is not used: the classification is for
+    ``spec.skip_directions`` gives the skip directions (``spec.alpha`` is not used: the classification is for
     small ``alpha > 0``).  Uses :func:`milnor_interval` (stability at ``alpha = 0``), :func:`slow_drift`
     (``v1``), :func:`line_is_persistent` and, for outward drift on ``|z| > 1``, :func:`scaled_trap`.
     """
@@ -278,7 +278,7 @@ def overlap_fate(spec: ModelSpec, pair: tuple[int, int] = (0, 1), fit: BestFit |
     inf = float("inf")
     notes: list[str] = []
     persistent = False
-    if np.array_equal(spec.skip[pair[0]], spec.skip[pair[1]]):
+    if np.array_equal(spec.skip_directions[pair[0]], spec.skip_directions[pair[1]]):
         persistent = line_is_persistent(spec.replace(alpha=0.0), pair)
         notes.append(f"equal skips s_{pair[0] + 1} = s_{pair[1] + 1}: the line persists for every alpha "
                      f"(proved: {persistent})")
@@ -498,7 +498,7 @@ def elimination_fate(spec: ModelSpec, unit: int = 0, which: str = "w", alpha: fl
                      r_max: float = 6.0, n_grid: int = 121, n_dirs: int = 3, seed: int = 0,
                      global_loss: float | None = None) -> EliminationFate:
     r"""Classify the elimination set ``{w_i = 0}`` (``which="w"``) or ``{J_i = 0}`` (``"J"``) of unit
-    ``unit`` under the skips ``spec.skip`` at skip strength ``alpha > 0``.
+    ``unit`` under the skips ``spec.skip_directions`` at skip strength ``alpha > 0``.
 
     ``{w_i = 0}`` (free ``J_i``).  With ``w_i = 0`` the unit is off, its skip included, so on the set
     ``dL/dJ_i = 0`` and ``dL/dw_i = -h_alpha(J_i)``, ``h_alpha(J) = E[r_alpha (g(J.x) + alpha s_i.x)]``
@@ -716,7 +716,7 @@ def linear_dependence_fate(spec: ModelSpec, alpha: float = 0.1, seed: int = 0) -
         raise ValueError(f"linear_dependence_fate needs K=3, N=3, activation='linear'; got K={spec.K}, "
                          f"N={spec.N}, activation={spec.activation!r}")
     w, J = student_symbols(3, 3)
-    S = sp.Matrix(3, 3, [exact(x) for x in spec.skip.ravel()])
+    S = sp.Matrix(3, 3, [exact(x) for x in spec.skip_directions.ravel()])
     La = population_loss(spec.replace(alpha=0.0), list(w), J + ALPHA * S, alpha=0)
     Lb = population_loss(spec, list(w), J, alpha=ALPHA)
     proof = is_identically_zero(sp.expand(La - Lb))
@@ -727,7 +727,7 @@ def linear_dependence_fate(spec: ModelSpec, alpha: float = 0.1, seed: int = 0) -
     dims = []
     for a, shift in ((0.0, 0.0), (alpha, -alpha)):
         s = spec.replace(alpha=a)
-        th = s.pack(w0, np.stack([J1, J2, J3]) + shift * spec.skip)
+        th = s.pack(w0, np.stack([J1, J2, J3]) + shift * spec.skip_directions)
         ev = np.abs(np.linalg.eigvalsh(-derive(s).compile().jacobian(np.ascontiguousarray(th))))
         dims.append(int(np.sum(ev < 1e-9 * ev.max())))
     return LinearDependenceFate(spec, bool(proof), "persistent singularity" if proof else "not proved",
@@ -746,6 +746,6 @@ def shift_identity_gap(spec: ModelSpec, alpha: float, n: int = 20, seed: int = 0
     for _ in range(n):
         w, J = rng.normal(size=spec.K), rng.normal(size=(spec.K, spec.N))
         a = f_a.loss(np.ascontiguousarray(spec.pack(w, J)))
-        b = f_0.loss(np.ascontiguousarray(spec.pack(w, J + alpha * spec.skip)))
+        b = f_0.loss(np.ascontiguousarray(spec.pack(w, J + alpha * spec.skip_directions)))
         gap = max(gap, abs(a - b))
     return float(gap)

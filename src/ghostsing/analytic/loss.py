@@ -66,7 +66,7 @@ def population_loss(
     a_skip = exact(spec.alpha) if alpha is None else alpha
     v = [exact(x) for x in spec.v]
     B = [[exact(x) for x in row] for row in spec.B]
-    S = [[exact(x) for x in row] for row in spec.skip]
+    S = [[exact(x) for x in row] for row in spec.skip_directions]
     Jr = _rows(J)
 
     def i2(P, Q, same: bool) -> sp.Expr:

@@ -53,7 +53,7 @@ def parent_spec(spec: ModelSpec) -> ModelSpec:
     """The (K-1)-unit plain student (``alpha = 0``) learning the same teacher as ``spec``."""
     if spec.K < 2:
         raise ValueError(f"K={spec.K}: a singular manifold needs K >= 2 student units")
-    return spec.replace(K=spec.K - 1, alpha=0.0, skip=None)
+    return spec.replace(K=spec.K - 1, alpha=0.0, skip_directions=None)
 
 
 def _parent_symbols(spec: ModelSpec, merged: int | None) -> tuple[list[sp.Symbol], list[list[sp.Symbol]]]:

@@ -336,7 +336,7 @@ class OrderParameterForm:
             for m in range(n, sp_.M):
                 out[self.T[n, m]] = sum((p * q for p, q in zip(Bx[n], Bx[m], strict=True)), sp.Integer(0))
         if self.skip:
-            Sx = [[exact(x) for x in row] for row in sp_.skip]
+            Sx = [[exact(x) for x in row] for row in sp_.skip_directions]
             out[self.alpha] = exact(sp_.alpha)
             for n in range(sp_.M):
                 for j in range(sp_.K):
@@ -365,7 +365,7 @@ class OrderParameterForm:
             for n in range(sp_.M):
                 out[self.R[i, n]] = dot(rows[i], Bx[n])
             if self.skip:
-                Sx = [[exact(x) for x in row] for row in sp_.skip]
+                Sx = [[exact(x) for x in row] for row in sp_.skip_directions]
                 for j in range(K):
                     out[self.C[i, j]] = dot(rows[i], Sx[j])
         return out
@@ -390,7 +390,7 @@ class OrderParameterForm:
         _, Jw = student_symbols(K, N)
         vec = {self.J[k]: sp.Matrix(Jw.row(k)).T for k in range(K)}
         vec.update({self.B[n]: sp.Matrix([exact(x) for x in spec.B[n]]) for n in range(spec.M)})
-        vec.update({self.s[j]: sp.Matrix([exact(x) for x in spec.skip[j]]) for j in range(K)})
+        vec.update({self.s[j]: sp.Matrix([exact(x) for x in spec.skip_directions[j]]) for j in range(K)})
         out = [self.to_weights(e, named) for e in self.flow_w]
         for i in range(K):
             acc = sp.zeros(N, 1)
@@ -497,7 +497,7 @@ class OrderParameterForm:
                 out[self.R[i, n]] = float(Jm[i] @ sp_.B[n])
             if self.skip:
                 for j in range(sp_.K):
-                    out[self.C[i, j]] = float(Jm[i] @ sp_.skip[j])
+                    out[self.C[i, j]] = float(Jm[i] @ sp_.skip_directions[j])
         return out
 
     @cached_property
@@ -528,7 +528,7 @@ class OrderParameterForm:
             coefs = np.array([[float(x) for x in row] for row in fJ])
             ode = np.array([float(x) for x in ode])
         w, Jm = sp_.split(np.asarray(theta, dtype=np.float64))
-        vecs = np.vstack([Jm, sp_.B, *([sp_.skip] if self.skip else [])])
+        vecs = np.vstack([Jm, sp_.B, *([sp_.skip_directions] if self.skip else [])])
         return {"loss": loss, "flow": np.concatenate([fw, (coefs @ vecs).ravel()]), "ode": ode}
 
     # ------------------------------------------------------------------ printing

@@ -6,7 +6,7 @@ derivation, a new module and a new Numba compilation.  :func:`compile_parametric
 the chosen parameters as symbols and generates functions that take their values at run time
 (:mod:`ghostsing.analytic.codegen`, *runtime parameters*)::
 
-    m = compile_parametric(ModelSpec(K=2, M=2, N=1, v=(10, 5), B=[[0.4], [4]], skip=[[1], [0.5]]))
+    m = compile_parametric(ModelSpec(K=2, M=2, N=1, v=(10, 5), B=[[0.4], [4]], skip_directions=[[1], [0.5]]))
     m.loss(theta, m.values(alpha=0.01))          # Numba: loss(theta, p), flow(theta, p), ...
     m.bind(alpha=0.03).flow(theta)                # or bound to values, for Python callers
 

@@ -78,7 +78,7 @@ def scaled_loss(spec: ModelSpec, pair: tuple[int, int] = (0, 1)) -> tuple[sp.Exp
     g = spec.activation
     if g == "relu":
         raise ValueError("scaled_loss needs a smooth activation; allowed: erf, linear (got relu)")
-    pspec = spec.replace(K=spec.K - 1, alpha=0.0, skip=None)
+    pspec = spec.replace(K=spec.K - 1, alpha=0.0, skip_directions=None)
     Kp, N = pspec.K, spec.N
     merged = sorted([i, *[k for k in range(spec.K) if k not in pair]]).index(i)
     pw, pJ = student_symbols(Kp, N)
@@ -88,7 +88,7 @@ def scaled_loss(spec: ModelSpec, pair: tuple[int, int] = (0, 1)) -> tuple[sp.Exp
     mpp = [sp.Dummy(f"mpp{n}", real=True) for n in range(N)]
     gam = tuple(sp.Symbol(f"gamma_{n + 1}", real=True) for n in range(N))
     beta = sp.Symbol("beta", real=True)
-    d = [exact(spec.skip[i, n]) - exact(spec.skip[j, n]) for n in range(N)]
+    d = [exact(spec.skip_directions[i, n]) - exact(spec.skip_directions[j, n]) for n in range(N)]
     v = [exact(x) for x in spec.v]
     B = [[exact(x) for x in row] for row in spec.B]
 

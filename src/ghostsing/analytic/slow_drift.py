@@ -165,7 +165,7 @@ def slow_drift(spec: ModelSpec, kind: str = "overlap", pair: tuple[int, ...] = (
 
     Parameters
     ----------
-    spec : the K-unit model; its skip directions ``spec.skip`` are used (``spec.alpha`` is not: the
+    spec : the K-unit model; its skip directions ``spec.skip_directions`` are used (``spec.alpha`` is not: the
         drift is the coefficient of ``alpha``).
     kind : ``"overlap"`` (``f = z``), ``"elimination-w"`` (``f = J_i``) or ``"elimination-J"``
         (``f = w_i``).

@@ -53,7 +53,7 @@ def build(progress: bool = True) -> tuple[str, dict, str, dict]:
     """``(title, sections, intro, summary)`` of the document."""
     t0 = time.perf_counter()
     spec = TEACHERS["issue: v=(10,5), B=(0.4,4)"]
-    skip_spec = spec.replace(alpha=0.5, skip=SKIP)
+    skip_spec = spec.replace(alpha=0.5, skip_directions=SKIP)
     sections: dict[str, dict] = {}
     summary: dict = {"spec": spec.to_dict(), "skip_directions": SKIP, "teachers": {}}
 

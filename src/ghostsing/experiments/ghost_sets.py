@@ -32,7 +32,8 @@ from ghostsing.validation import check_float, check_floats, check_int, check_int
 __all__ = ["EXPERIMENTS", "DegenerateDeepConfig", "GhostSetFatesConfig", "GhostNoiseNConfig", "set_teachers"]
 
 PROOF = "proof L_alpha(w, J) = L_0(w, J + alpha S)"
-REFERENCE = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
+REFERENCE = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]],
+                      skip_directions=[[1.0], [0.5]])
 
 
 def _say(progress: bool, text: str) -> None:
@@ -298,7 +299,8 @@ def run_ghost_set_fates(config: GhostSetFatesConfig, out_dir: Path, *, resume: b
     if c.linear_dependence:
         forms = {"identity": ModelSpec(K=3, M=2, N=3, activation="linear"),
                  "general (random)": ModelSpec.random(3, 3, 2, 3, activation="linear"),
-                 "shared s_i = e_1": ModelSpec(K=3, M=2, N=3, activation="linear", skip=[[1, 0, 0]] * 3)}
+                 "shared s_i = e_1": ModelSpec(K=3, M=2, N=3, activation="linear",
+                                               skip_directions=[[1, 0, 0]] * 3)}
         for name, s in forms.items():
             f = linear_dependence_fate(s, c.alpha_ld, seed=c.seed)
             ld_rows.append({"skip form": name, PROOF: f.shift_proof, "fate": f.fate,

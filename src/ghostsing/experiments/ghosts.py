@@ -36,7 +36,8 @@ from ghostsing.validation import check_float, check_floats, check_int
 
 __all__ = ["REFERENCE", "EXPERIMENTS", "passage_teachers", "passable_start", "degenerate_law"]
 
-REFERENCE = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]], skip=[[1.0], [0.5]])
+REFERENCE = ModelSpec(K=2, M=2, N=1, activation="erf", v=(10.0, 5.0), B=[[0.4], [4.0]],
+                      skip_directions=[[1.0], [0.5]])
 
 
 def _teacher(name: str) -> tuple[str, ModelSpec]:
@@ -222,7 +223,7 @@ def run_ghost_traps(config: GhostTrapsConfig, out_dir: Path, *, resume: bool = F
                      float(np.nanmin(col["global_loss"])),
                      label=f"trap of the former overlap line (v = {spec.v.tolist()}, "
                            f"B = {spec.B.ravel().tolist()}, "
-                           f"skips {spec.skip.ravel().tolist()})")
+                           f"skips {spec.skip_directions.ravel().tolist()})")
     slope, intercept = np.polyfit(col["alpha"], col["alpha_z"], 1)
     dist = col["trajectory_rel_distance_to_trap"]
     preds = [

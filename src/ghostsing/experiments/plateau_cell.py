@@ -94,7 +94,7 @@ def teacher_spec(teacher: str, N: int, K: int = 2, alpha: float = 0.0):
     Bn[:, : len(B[0])] = B
     Sn = np.zeros((K, N))
     Sn[:, : len(S[0])] = np.asarray(S)[:K]
-    return ModelSpec(K=K, M=2, N=N, activation="erf", alpha=alpha, v=v, B=Bn, skip=Sn)
+    return ModelSpec(K=K, M=2, N=N, activation="erf", alpha=alpha, v=v, B=Bn, skip_directions=Sn)
 
 
 @functools.lru_cache(maxsize=8)

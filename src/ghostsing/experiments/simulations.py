@@ -379,7 +379,7 @@ def run_sgd_vs_ode(config: SgdVsOdeConfig, out_dir: Path, *, resume: bool = Fals
     B = math.sqrt(config.N) * np.eye(2, config.N)
     res = online_sgd(2, 2, config.N, times, activation="erf", lr=config.lr, seeds=seeds,
                      init_std=config.init_std, train_second_layer=False, B=B)
-    t_sgd = res.alpha  # SGD time steps / N
+    t_sgd = res.t  # SGD time steps / N
     ode = order_parameter_ode(2, 2, "erf", lr=config.lr, train_second_layer=False)
     y0 = res.states(ode)[:, 0]
     eg_ode = np.mean([[ode.generalisation_error(y) for y in ode.integrate(y0[k], t_sgd)]

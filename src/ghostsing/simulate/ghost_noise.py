@@ -217,8 +217,8 @@ def embedded_spec(spec: ModelSpec, N: int) -> ModelSpec:
         raise ValueError(f"N={N}; allowed: N >= 1")
     B = np.zeros((spec.M, N))
     S = np.zeros((spec.K, N))
-    B[:, 0], S[:, 0] = spec.B[:, 0], spec.skip[:, 0]
-    return spec.replace(N=N, B=B, skip=S)
+    B[:, 0], S[:, 0] = spec.B[:, 0], spec.skip_directions[:, 0]
+    return spec.replace(N=N, B=B, skip_directions=S)
 
 
 def embedded_fit(fit: BestFit, N: int) -> BestFit:
@@ -230,7 +230,7 @@ def embedded_fit(fit: BestFit, N: int) -> BestFit:
     Jn = np.zeros((J.shape[0], N))
     Jn[:, 0] = J[:, 0]
     pspec = fit.spec.replace(N=N, B=np.pad(fit.spec.B, ((0, 0), (0, N - 1))),
-                             skip=np.pad(fit.spec.skip, ((0, 0), (0, N - 1))))
+                             skip_directions=np.pad(fit.spec.skip_directions, ((0, 0), (0, N - 1))))
     return dataclasses.replace(fit, spec=pspec, theta=pspec.pack(w, Jn))
 
 
