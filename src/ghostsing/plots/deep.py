@@ -139,6 +139,7 @@ def plot_probe_profiles(probes: Mapping[str, Mapping[int, Mapping[str, np.ndarra
                     ax.plot(np.arange(1, arr.shape[1] + 1), np.nanmean(arr, 0), lw=1.3, marker=".", ms=3,
                             color=cmap(k / max(1, len(epochs) - 1)), label=f"epoch {e}")
                 ax.grid(alpha=0.3)
+                ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
                 if i == 0:
                     ax.set_title(arm, fontsize=9, color=colours[arm])
                 if i == len(metrics) - 1:
