@@ -83,7 +83,7 @@ def test_elimination_fate_refuses_bad_input():
 
 
 def test_registered_and_configs_validate():
-    assert get("degenerate-passage-deep").config("small").alphas == (1e-4, 1e-3, 1e-2)
+    assert get("degenerate-passage-deep").config("small").alphas == (1e-4, 5e-4, 1e-3, 1e-2)
     assert get("ghost-set-fates").config("small").seeds == ()
     with pytest.raises(ValueError, match="alphas"):
         DegenerateDeepConfig(alphas=(-1e-3,))

@@ -426,7 +426,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                "The symmetric teacher's degenerate passage over alpha = 1e-5 ... 1e-2", "simulation",
                DegenerateDeepConfig, run_degenerate_deep,
                {"default": DegenerateDeepConfig(),
-                "small": DegenerateDeepConfig(n=2, alphas=(1e-4, 1e-3, 1e-2), check=False)}),
+                "small": DegenerateDeepConfig(n=3, alphas=(1e-4, 5e-4, 1e-3, 1e-2), check=False)}),
     Experiment("ghost-set-fates", "Fates of the elimination and linear-dependence sets under skips",
                "simulation", GhostSetFatesConfig, run_ghost_set_fates,
                {"default": GhostSetFatesConfig(),
