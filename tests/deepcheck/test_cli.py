@@ -181,7 +181,8 @@ def test_unsafe_pickle_is_a_one_line_error_and_never_runs(tmp_path):
 def test_explicit_data_root_without_data_is_an_error(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    code = main(["--preset", "smoke", "--data-root", str(empty), "--out", str(tmp_path / "o"), "--no-progress"])
+    code = main(["--preset", "smoke", "--data-root", str(empty), "--out", str(tmp_path / "o"),
+                 "--no-progress"])
     assert code == 2  # the smoke preset's data='auto' does not fall back to synthetic data
     err = capsys.readouterr().err
     assert str(empty) in err and "synthetic" not in err
