@@ -158,8 +158,8 @@ def run(cfg: HessianConfig, out_dir: Path, *, resume: bool = False, progress: bo
         return [units[f"{s}_s{seed}"][field] for seed in cfg.seeds]
 
     n_conv = sum(u["converged"] for u in units.values())
-    tag = (f"tau = {cfg.tau_pred:g} lambda_max, converged points (|grad L| <= {cfg.grad_tol:g}: "
-           f"{n_conv} of {len(units)} nets)")
+    tag = (f"tau = {cfg.tau_pred:g} lambda_max, at the L-BFGS points ({n_conv} of {len(units)} nets with "
+           f"|grad L| <= {cfg.grad_tol:g}, the largest {max(u['grad_norm'] for u in units.values()):.2g})")
     preds = [
         difference_prediction(
             "plain nets have more degenerate Hessian eigenvalues than residual nets",

@@ -151,7 +151,8 @@ def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool =
             dev.append(max(abs(v / c - 1) for v in sw))
         excess.append((u["central"]["mean_loss"] - u["central"]["loss_star"]) / u["central"]["loss_star"])
     ratio = units[keys[0]]["n_over_d_ln_n"]
-    base = (f"SGLD at converged w* ({n_conv} of {len(units)} with |grad L| <= {cfg.grad_tol:g}), n = "
+    base = (f"SGLD at the L-BFGS point w* ({n_conv} of {len(units)} with |grad L| <= {cfg.grad_tol:g}, the "
+            f"largest {max(u['grad_norm'] for u in units.values()):.2g}), n = "
             f"{cfg.n_train}, d = {d}, n/(d ln n) = {ratio:.1f}")
     preds = [
         difference_prediction(

@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ghostsing.plots.style import CYCLE, OKABE_ITO, colour_for, save_figure, style_context  # noqa: E402
@@ -171,6 +172,7 @@ def plot_llc_sweep(units: Mapping[str, Mapping], gamma_grid: Sequence[float], st
                 ax[j].plot(xs[o], ys[o], "o-", color=c, ms=3, lw=1, alpha=0.8)
         for j, lab in ((0, "gamma_rel (gamma = gamma_rel sqrt(n beta))"), (1, "step_rel (eps a_max)")):
             ax[j].set_xscale("log")
+            ax[j].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax[j].set_xlabel(lab)
             ax[j].set_ylabel("LLC estimate")
         arms = sorted({u["arm"] for u in units.values()}, key=["plain", "residual", "control"].index)
