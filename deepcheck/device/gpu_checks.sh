@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU runs of the deepcheck presets in ONE device call (each step under its own limit; the sum is
-# 580 s, for a 10-minute command). Run from the repository root on the device machine:
+# 590 s, for a 10-minute command). Run from the repository root on the device machine:
 #
 #   bash deepcheck/device/gpu_checks.sh            # the device tool sets $OUT
 #
@@ -53,16 +53,16 @@ deep() {  # deep NAME LIMIT PRESET-OR-CONFIG-ARGS...
 "$PY" -c "import tqdm" 2>/dev/null || "$PY" -m pip install --no-index --no-deps wheels/tqdm-*.whl >>"$LOG" 2>&1
 
 # batched vs sequential training of 8 seeds of the 30-layer MLP
-step batched 60 "$PY" benchmarks/bench_deepcheck_batched.py --device "$DEV" --seeds 8 --steps 50 --repeats 3 \
+step batched 40 "$PY" benchmarks/bench_deepcheck_batched.py --device "$DEV" --seeds 8 --steps 50 --repeats 3 \
   --json "$OUT/deepcheck_batched_gpu.json"
 # why residual branches die (Adam vs SGD, warm-up, branch scale; epoch 1 step by step): the preset
 deep dead-branches 40 --preset dead-branches
 # the fair comparison (looks-linear plain nets, residual with and without branch scaling, lr per arm)
-deep fair-comparison 150 --preset fair-comparison
+deep fair-comparison 120 --preset fair-comparison
 # Orhan & Pitkow's comparison on CIFAR-10 (one 40 MB subset fits the transfer)
-deep orhan-pitkow 120 --config deepcheck/device/orhan-pitkow-gpu.toml
+deep orhan-pitkow 90 --config deepcheck/device/orhan-pitkow-gpu.toml
 # Parker-Hoang as an ablation: the residual CNN with and without its two additions, 250 epochs, 5 seeds
-deep parker-hoang-ablation 150 --config deepcheck/device/parker-hoang-gpu.toml
+deep parker-hoang-ablation 120 --config deepcheck/device/parker-hoang-gpu.toml
 # the curvature checks at their GPU-sized presets (their own data settings)
 for p in hessian slt; do
   name=$p
