@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from ghostsing.experiments.deep_dead_branches import DeadBranchesConfig
 from ghostsing.experiments.deep_parker_hoang import ParkerHoangConfig
-from ghostsing.experiments.deep_skips import DeadBranchesConfig, SkipsConfig, parse_arm, time_to_threshold
+from ghostsing.experiments.deep_skips import SkipsConfig, parse_arm, time_to_threshold
 from ghostsing.experiments.registry import find_preset, get
 from ghostsing.experiments.report import run_experiment
 

@@ -42,7 +42,7 @@ CATALOG: Mapping[str, tuple[str, str]] = MappingProxyType({
     "plateau-cell": ("ghostsing.experiments.plateau_cell", "simulation"),
     # deep nets with and without skips (python -m ghostsing.deepcheck)
     "skip-comparison": ("ghostsing.experiments.deep_skips", "deep"),
-    "dead-branches": ("ghostsing.experiments.deep_skips", "deep"),
+    "dead-branches": ("ghostsing.experiments.deep_dead_branches", "deep"),
     "parker-hoang": ("ghostsing.experiments.deep_parker_hoang", "deep"),
     # curvature checks of deep nets: Hessian spectra, null spaces, edge of stability, LLC, the bridge
     "hessian": ("ghostsing.experiments.deep_curvature_hessian", "deep"),
