@@ -71,6 +71,14 @@ def one_group_test(n_seeds: int, level: float = 0.05) -> str:
     return "sign-flip" if 2.0 / 2 ** n_seeds < level else "t"
 
 
+def seeds_one_group_prediction(cfg, *args, **kw):
+    """:func:`~ghostsing.experiments.predictions.one_group_prediction` with the test that the config's
+    number of seeds allows (:func:`one_group_test`)."""
+    from ghostsing.experiments.predictions import one_group_prediction
+
+    return one_group_prediction(*args, test=one_group_test(len(cfg.seeds)), **kw)
+
+
 def set_threads(n: int) -> None:
     """``torch.set_num_threads(n)`` when ``n > 0`` (0 keeps torch's default)."""
     if n > 0:

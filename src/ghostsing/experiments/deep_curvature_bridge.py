@@ -42,16 +42,10 @@ from ghostsing.experiments.deep_curvature import (
     check_data_fields,
     device_of,
     features,
-    one_group_test,
+    seeds_one_group_prediction,
     set_threads,
 )
-from ghostsing.experiments.predictions import one_group_prediction
 from ghostsing.validation import check_float, check_floats, check_int
-
-
-def _one_group(cfg, *args, **kw):
-    """:func:`one_group_prediction` with the test that 5 seeds allow (:func:`one_group_test`)."""
-    return one_group_prediction(*args, test=one_group_test(len(cfg.seeds)), **kw)
 
 
 @dataclass(frozen=True)
@@ -196,17 +190,17 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
         p_seed.append(float(-np.polyfit(np.log(al[m]), np.log(t), 1)[0]) if m.sum() >= 3 else float("nan"))
     zero_split = [v for v, a in zip(u["final_split"], u["alphas"], strict=True) if a == 0]
     preds = [
-        _one_group(cfg,
+        seeds_one_group_prediction(cfg,
             "the passage off the overlap singularity slows as alpha falls", p_seed, +1,
             "E = mean over seeds of p, the least-squares slope of -ln tau_split against ln alpha",
             "the reduced model: a skip of strength alpha breaks the overlap line at O(alpha); the passage "
             "time diverges as alpha -> 0"),
-        _one_group(cfg,
+        seeds_one_group_prediction(cfg,
             "the deep passage follows the first-order law tau ~ 1/alpha",
             [cfg.p_tol - abs(p - 1) for p in p_seed],
             +1, f"E = {cfg.p_tol:g} - mean over seeds of |p - 1|",
             "generic first-order drift alpha v1 (docs/ghosts.md): tau = C/alpha", details={"p": p_seed}),
-        _one_group(cfg,
+        seeds_one_group_prediction(cfg,
             "negative control: at alpha = 0 the duplicated pair splits", zero_split, +1,
             "E = mean over seeds of the final split |w_i - w_j|/|w_i| at alpha = 0",
             "the plain net's permutation symmetry keeps the pair on the singular set for ever"),

@@ -41,16 +41,11 @@ from ghostsing.experiments.deep_curvature import (
     check_data_fields,
     device_of,
     features,
-    one_group_test,
+    seeds_one_group_prediction,
     set_threads,
 )
-from ghostsing.experiments.predictions import one_group_prediction, spearman_prediction
+from ghostsing.experiments.predictions import spearman_prediction
 from ghostsing.validation import check_choice, check_float, check_floats, check_int, check_ints
-
-
-def _one_group(cfg, *args, **kw):
-    """:func:`one_group_prediction` with the test that 5 seeds allow (:func:`one_group_test`)."""
-    return one_group_prediction(*args, test=one_group_test(len(cfg.seeds)), **kw)
 
 
 @dataclass(frozen=True)
@@ -196,18 +191,18 @@ def run_eos(cfg: EoSConfig, out_dir: Path, *, resume: bool = False, progress: bo
         dev = [float(np.mean([abs(units[f"{act}_eta{i}_s{s}"]["ratio_late"] - 1)
                               for i in range(len(cfg.etas))])) for s in cfg.seeds]
         preds += [
-            _one_group(cfg,
+            seeds_one_group_prediction(cfg,
                 f"late sharpness tracks 2/eta ({act})", slope, +1,
                 "E = mean over seeds of the least-squares slope of late lambda_max against 2/eta",
                 f"Cohen et al.: lambda_max rises to 2/eta and hovers there (slope 1); {cfg.steps} full-batch "
                 f"GD steps, sharpness every {cfg.probe_every}",
                 details={"slope_mean": float(np.mean(slope))}),
-            _one_group(cfg,
+            seeds_one_group_prediction(cfg,
                 f"late sharpness within {cfg.tolerance:.0%} of 2/eta ({act})",
                 [cfg.tolerance - d for d in dev], +1,
                 f"E = {cfg.tolerance:g} - mean over seeds of mean over eta |late lambda_max eta/2 - 1|",
                 "the edge of stability: the ratio sits at 1", details={"mean_abs_dev": float(np.mean(dev))}),
-            _one_group(cfg,
+            seeds_one_group_prediction(cfg,
                 f"negative control: the first-probe sharpness tracks 2/eta ({act})",
                 _slopes(units, cfg, act, "lambda_first"), +1,
                 "E = mean over seeds of the slope of lambda_max at step 0 against 2/eta",

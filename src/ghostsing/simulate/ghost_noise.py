@@ -106,6 +106,22 @@ def _activation_and_slope(activation: str):
     raise ValueError(f"activation={activation!r}; allowed: erf, linear (a smooth g with a Hessian)")
 
 
+def _pair_velocity_hessian(model, th: np.ndarray, i: int, j: int, h: float) -> np.ndarray:
+    r"""Symmetrised central-difference Hessian of the pair velocity :math:`F_i - F_j` at ``th``:
+    :math:`H_{kl} = \partial_k (F_i - F_j)_l` with :math:`\partial_k \approx (\cdot(\theta + h e_k) -
+    \cdot(\theta - h e_k))/2h`, then :math:`(H + H^T)/2` (``F`` is the flow, ``model.jacobian`` its
+    Jacobian)."""
+    P = th.size
+    H = np.zeros((P, P))
+    for k in range(P):
+        ep, em = th.copy(), th.copy()
+        ep[k] += h
+        em[k] -= h
+        Jp, Jm = model.jacobian(ep), model.jacobian(em)
+        H[k] = ((Jp[i] - Jp[j]) - (Jm[i] - Jm[j])) / (2 * h)
+    return (H + H.T) / 2
+
+
 def noise_drift_at(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[int, int] = (0, 1),
                    n_nodes: int = 160, h: float = 1e-5) -> float:
     """``q(z)`` of the module docstring at one point ``z`` of the former overlap line (alpha = 0, N = 1)."""
@@ -135,14 +151,7 @@ def noise_drift_at(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[int, int
     tau[i], tau[j] = 1.0, -1.0
     Q = null_space(tau[None, :])
     C1 = solve_continuous_lyapunov(Q.T @ ((jac + jac.T) / 2) @ Q, -(Q.T @ sigma @ Q))
-    H = np.zeros((spec.n_params, spec.n_params))
-    for k in range(spec.n_params):
-        ep, em = th.copy(), th.copy()
-        ep[k] += h
-        em[k] -= h
-        Jp, Jm = model.jacobian(ep), model.jacobian(em)
-        H[k] = ((Jp[i] - Jp[j]) - (Jm[i] - Jm[j])) / (2 * h)
-    H = (H + H.T) / 2
+    H = _pair_velocity_hessian(model, th, i, j, h)
     return float(0.5 * np.trace(Q.T @ H @ Q @ C1) / (w[i] + w[j]))
 
 
@@ -322,14 +331,7 @@ def noise_drift_embedded(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[in
     keep = np.abs(ev) > tol * np.max(np.abs(ev))
     V = Q @ vec[:, keep]
     C1 = solve_continuous_lyapunov(np.diag(ev[keep]), -(V.T @ sigma @ V))
-    H = np.zeros((P, P))
-    for k in range(P):
-        ep, em = th.copy(), th.copy()
-        ep[k] += h
-        em[k] -= h
-        Jp, Jm = model.jacobian(ep), model.jacobian(em)
-        H[k] = ((Jp[i] - Jp[j]) - (Jm[i] - Jm[j])) / (2 * h)
-    H = (H + H.T) / 2
+    H = _pair_velocity_hessian(model, th, i, j, h)
     return float(0.5 * np.trace(V.T @ H @ V @ C1) / (w[i] + w[j]))
 
 
