@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ghostsing.analytic.ghost_fate import elimination_fate, linear_dependence_fate
+from ghostsing.analytic.elimination_fate import elimination_fate
+from ghostsing.analytic.linear_dependence_fate import linear_dependence_fate
 from ghostsing.analytic.loss import derive
 from ghostsing.experiments.ghost_sets import REFERENCE, DegenerateDeepConfig, GhostSetFatesConfig
 from ghostsing.experiments.registry import get
@@ -64,7 +65,7 @@ def test_linear_dependence_persists_shifted_and_control():
     """The linear-dependence set of three linear units is the plain one shifted by -alpha s_i (proved
     symbolically, and checked on the generated losses at random points); negative control: for erf units
     the same shift identity fails by O(1); erf units are refused by the classifier."""
-    from ghostsing.analytic.ghost_fate import shift_identity_gap
+    from ghostsing.analytic.linear_dependence_fate import shift_identity_gap
 
     spec = ModelSpec(K=3, M=2, N=3, activation="linear")
     f = linear_dependence_fate(spec, 0.1)

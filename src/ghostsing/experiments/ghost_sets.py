@@ -7,14 +7,14 @@ r"""Ghost studies of the singular sets beyond the generic overlap line (register
   (:func:`~ghostsing.simulate.ghost_passage.degenerate_passage_times`, which explains why a fixed tight
   tolerance cannot reach ``alpha = 1e-5``).
 * ``ghost-set-fates`` — the elimination sets ``{w_i = 0}`` and ``{J_i = 0}`` under skips, classified point
-  by point and segment by segment (:func:`~ghostsing.analytic.ghost_fate.elimination_fate`) for the
+  by point and segment by segment (:func:`~ghostsing.analytic.elimination_fate.elimination_fate`) for the
   reference teacher, random teachers (:meth:`ModelSpec.random`, one with a realisable parent) and the
   symmetric N = 2 teacher with identity skips; and the linear-dependence set of three linear units
-  (:func:`~ghostsing.analytic.ghost_fate.linear_dependence_fate`) under identity, general and shared
-  skips.  Checks from independent sources: the Hessian's ``(w_i, J_i)`` entry against finite differences
-  of ``h_alpha``; the O(alpha) move of the critical points (log-log slope against alpha); integrator runs
-  started next to each critical point (a saddle is left, a degenerate minimum is kept); the Hessian rank
-  on the shifted linear-dependence set, with the unshifted set as a negative control.
+  (:func:`~ghostsing.analytic.linear_dependence_fate.linear_dependence_fate`) under identity, general and
+  shared skips.  Checks from independent sources: the Hessian's ``(w_i, J_i)`` entry against finite
+  differences of ``h_alpha``; the O(alpha) move of the critical points (log-log slope against alpha);
+  integrator runs started next to each critical point (a saddle is left, a degenerate minimum is kept);
+  the Hessian rank on the shifted linear-dependence set, with the unshifted set as a negative control.
 """
 
 from __future__ import annotations
@@ -189,7 +189,8 @@ def _leaves(spec: ModelSpec, theta: np.ndarray, loss: float, direction: np.ndarr
 def run_ghost_set_fates(config: GhostSetFatesConfig, out_dir: Path, *, resume: bool = False,
                         progress: bool = True) -> ExperimentOutput:
     """Classify the elimination sets and the linear-dependence set under skips (module docstring)."""
-    from ghostsing.analytic.ghost_fate import elimination_fate, linear_dependence_fate, shift_identity_gap
+    from ghostsing.analytic.elimination_fate import elimination_fate
+    from ghostsing.analytic.linear_dependence_fate import linear_dependence_fate, shift_identity_gap
     from ghostsing.analytic.loss import derive
     from ghostsing.analytic.manifold_coords import elimination
     from ghostsing.analytic.manifold_fit import best_fit, elimination_critical_set, global_minimum
