@@ -27,7 +27,8 @@ from ghostsing.experiments import registry  # noqa: E402
 from ghostsing.experiments.report import run_experiment  # noqa: E402
 from ghostsing.simulate import planes  # noqa: E402
 from ghostsing.simulate import symmetric as ex  # noqa: E402
-from ghostsing.simulate.plateau import fit_log_law, transverse_rate  # noqa: E402
+from ghostsing.simulate.plateau import transverse_rate  # noqa: E402
+from ghostsing.simulate.scaling_fits import fit_log_law  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parents[1] / "simulations" / "figures"
 

@@ -9,15 +9,17 @@ import pytest
 
 from ghostsing.simulate.plateau import (
     PlateauConfig,
-    compare_alpha_laws,
     crossing_time,
     detect_plateau,
     detect_plateaus,
+    summarize,
+    transverse_rate,
+)
+from ghostsing.simulate.scaling_fits import (
+    compare_alpha_laws,
     fit_exp_inverse_law,
     fit_log_law,
     fit_power_law,
-    summarize,
-    transverse_rate,
 )
 
 # Synthetic loss with closed-form plateau edges:

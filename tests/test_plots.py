@@ -24,7 +24,7 @@ from ghostsing.plots import (  # noqa: E402
     save_figure,
 )
 from ghostsing.plots.portraits import shared_norm  # noqa: E402
-from ghostsing.simulate.plateau import fit_log_law  # noqa: E402
+from ghostsing.simulate.scaling_fits import fit_log_law  # noqa: E402
 
 
 def saddle_panel(scale: float, title: str) -> PortraitData:

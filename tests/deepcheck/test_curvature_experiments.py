@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from ghostsing.deepcheck.operators import flat_loss
-from ghostsing.deepcheck.probes.hessian import exact_spectrum, null_directions
+from ghostsing.deepcheck.probes.hessian import exact_spectrum
+from ghostsing.deepcheck.probes.relu_nullspace import null_directions
 from ghostsing.experiments import registry
 from ghostsing.experiments.deep_curvature import ActMLP, StackedMLP, block_sharpness, converge, mse_onehot
 from ghostsing.experiments.deep_curvature_nullspace import NullspaceConfig, build

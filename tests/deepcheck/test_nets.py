@@ -4,14 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from ghostsing.deepcheck.cnns import BatchedModule, parker_hoang_cnn, parker_hoang_resnet
 from ghostsing.deepcheck.nets import (
     MLP,
     BatchedMLP,
-    BatchedModule,
     MLPConfig,
     count_params,
-    parker_hoang_cnn,
-    parker_hoang_resnet,
     parse_skip,
 )
 
@@ -171,7 +169,7 @@ def test_scaled_init_keeps_the_forward_signal_order_one():
 
 
 def test_resnet_without_additions_has_the_same_parameters_and_init():
-    from ghostsing.deepcheck.nets import parker_hoang_resnet_noskip
+    from ghostsing.deepcheck.cnns import parker_hoang_resnet_noskip
 
     torch.manual_seed(3)
     a = parker_hoang_resnet()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ghostsing.deepcheck import nets
+from ghostsing.deepcheck import cnns, nets
 from ghostsing.deepcheck.probes import hessian as hs
 from ghostsing.deepcheck.probes import pl_trace as pl
 
@@ -35,7 +35,7 @@ def _conv_net(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     net = nn.Sequential(
         nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2),
-        nets._ResBlock(3), nn.Conv2d(3, 4, 2, dilation=2, padding="valid"), nn.LeakyReLU(0.1),
+        cnns._ResBlock(3), nn.Conv2d(3, 4, 2, dilation=2, padding="valid"), nn.LeakyReLU(0.1),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Dropout(0.3), nn.Linear(4, 3),
     ).to(F64)
@@ -219,12 +219,12 @@ def test_hessian_trace_convenience_routes():
 
 
 def test_allow_list_accepts_the_report_nets_and_names_offenders():
-    assert pl.is_piecewise_linear(nets.parker_hoang_cnn())
-    assert pl.is_piecewise_linear(nets.parker_hoang_resnet())
+    assert pl.is_piecewise_linear(cnns.parker_hoang_cnn())
+    assert pl.is_piecewise_linear(cnns.parker_hoang_resnet())
     assert pl.is_piecewise_linear(nets.MLP(nets.MLPConfig(3, 4, in_dim=3, skip="hyper")))
     # dropout (p > 0) and batch norm are fine only in eval mode
-    assert not pl.is_piecewise_linear(nets.parker_hoang_cnn(), eval_mode=False)
-    assert pl.is_piecewise_linear(nets.parker_hoang_cnn(dropout=0.0), eval_mode=False)
+    assert not pl.is_piecewise_linear(cnns.parker_hoang_cnn(), eval_mode=False)
+    assert pl.is_piecewise_linear(cnns.parker_hoang_cnn(dropout=0.0), eval_mode=False)
     bad = pl.piecewise_linear_violations(_conv_net(0), eval_mode=False)
     assert any("BatchNorm2d" in b and "training mode" in b for b in bad)
     assert any("Dropout" in b for b in bad)

@@ -41,17 +41,15 @@ from ghostsing.analytic.milnor import (
     AmariK,
     CriticalLine,
     MilnorInterval,
-    PlaneFlow,
     amari_K,
     amari_K_expr,
     block_spectrum,
     critical_line,
-    elimination_plane_flow,
     line_jacobian,
     milnor_interval,
-    overlap_plane_flow,
     transverse_eigenvalues,
 )
+from ghostsing.analytic.plane_flows import PlaneFlow, elimination_plane_flow, overlap_plane_flow
 
 __all__ = [
     "ALPHA", "AmariK", "BestFit", "Chart", "CriticalLine", "CriticalityProof", "EliminationCriticalSet",

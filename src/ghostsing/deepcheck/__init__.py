@@ -1,11 +1,11 @@
 """Deep-network checks of the singularity picture: the torch library (optional extra ``[deep]``).
 
 Modules: :mod:`.data` (CIFAR loading with a restricted unpickler, synthetic data in CIFAR's formats),
-:mod:`.nets` (deep MLPs with skips batched over seeds, their initialisations; the 2022 CNNs and the skip
-ablation of the residual one), :mod:`.training` (batched training, warm-up, step probes, checkpoints,
-exact resume), :mod:`.probes` (unit measures: ablation, overlap, linear dependence; curvature probes),
-:mod:`.operators` (curvature operators).  The experiments that use them (presets, predictions, reports,
-figures) are registered in :mod:`ghostsing.experiments` (``deep_skips``, ``deep_parker_hoang``, the
+:mod:`.nets` (deep MLPs with skips batched over seeds, their initialisations), :mod:`.cnns` (the 2022 CNNs
+and the skip ablation of the residual one), :mod:`.training` (batched training, warm-up, step probes,
+checkpoints, exact resume), :mod:`.probes` (unit measures: ablation, overlap, linear dependence; curvature
+probes), :mod:`.operators` (curvature operators).  The experiments that use them (presets, predictions,
+reports, figures) are registered in :mod:`ghostsing.experiments` (``deep_skips``, ``deep_parker_hoang``, the
 curvature ones); ``python -m ghostsing.deepcheck`` runs them.
 
 The names below are exported lazily: ``import ghostsing.deepcheck`` does not import torch; the first use
@@ -21,9 +21,10 @@ _EXPORTS = {
     "data": ("CifarData", "DataNotFoundError", "UnsafePickleError", "RestrictedUnpickler", "load_cifar",
              "load_for_run", "describe", "synthetic_arrays", "write_synthetic_cifar", "to_tensors",
              "safe_pickle_load", "DATASETS", "DATA_MODES"),
-    "nets": ("MLP", "MLPConfig", "BatchedMLP", "BatchedModule", "SkipSpec", "parse_skip", "batch_groups",
-             "init_mlp_tensors", "count_params", "parker_hoang_cnn", "parker_hoang_resnet",
-             "parker_hoang_resnet_noskip", "CNN_FACTORIES", "INITS"),
+    "nets": ("MLP", "MLPConfig", "BatchedMLP", "SkipSpec", "parse_skip", "batch_groups",
+             "init_mlp_tensors", "count_params", "INITS"),
+    "cnns": ("BatchedModule", "parker_hoang_cnn", "parker_hoang_resnet", "parker_hoang_resnet_noskip",
+             "CNN_FACTORIES"),
     "training": ("TrainConfig", "TrainResult", "train", "evaluate", "resolve_device", "epoch_permutation",
                  "make_optimizer", "per_net_loss"),
     "probes.units": ("ProbeConfig", "probe_mlp", "probe_layer", "ablation_contributions", "spectrum_stats",

@@ -11,11 +11,12 @@ with known defects, plain (``alpha = 0``) and residual (``alpha = 1``):
 * ``duplicate`` -- ``k`` pairs (``1..max_dup``) of the last hidden layer given identical incoming weights
   and bias (outgoing weights left generic).
 
-For each net the derived count (:func:`ghostsing.deepcheck.probes.hessian.null_directions`: ``fan_in + 1``
-per dead branch, ``+ fan_out`` when its output is identically zero, ``max(0, fan_out - fan_in - 1)`` per
-duplicated pair of a plain layer, none in a residual layer) is compared with the number of eigenvalues
-of the dense float64 Hessian with ``|lambda| < zero_tol * lambda_max`` (the report gives the gap: the
-largest "zero" and the smallest non-zero ``|lambda|``).
+For each net the derived count (:func:`ghostsing.deepcheck.probes.relu_nullspace.null_directions`:
+``fan_in + 1`` per dead branch, ``+ fan_out`` when its output is identically zero,
+``max(0, fan_out - fan_in - 1)`` per duplicated pair of a plain layer, none in a residual layer) is
+compared with the number of eigenvalues of the dense float64 Hessian with
+``|lambda| < zero_tol * lambda_max`` (the report gives the gap: the largest "zero" and the smallest
+non-zero ``|lambda|``).
 
 Predictions (each with its test, p-value, effect and CI over seeds):
 
@@ -117,7 +118,8 @@ def build(cfg: NullspaceConfig, x: torch.Tensor, n_classes: int, kind: str, alph
 
 def _unit(cfg: NullspaceConfig, x, y, n_classes: int, key: str) -> dict:
     from ghostsing.deepcheck.operators import flat_loss
-    from ghostsing.deepcheck.probes.hessian import exact_spectrum, null_directions
+    from ghostsing.deepcheck.probes.hessian import exact_spectrum
+    from ghostsing.deepcheck.probes.relu_nullspace import null_directions
 
     kind, arm, s = key.split("_")
     seed, alpha = int(s[1:]), ALPHAS[arm]

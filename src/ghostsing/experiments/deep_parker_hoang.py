@@ -1,6 +1,6 @@
 """The CNNs of Parker & Hoang's 2022 course report on CIFAR-10, and the ablation that tests their skips.
 
-Models (:data:`ghostsing.deepcheck.nets.CNN_FACTORIES`): ``cnn`` (the report's plain CNN, 418,794
+Models (:data:`ghostsing.deepcheck.cnns.CNN_FACTORIES`): ``cnn`` (the report's plain CNN, 418,794
 parameters), ``resnet`` (its residual CNN, 223,242) and ``resnet-noskip`` (the residual CNN with the two
 additions ``+ x`` of its residual blocks removed: the same layers, the same 223,242 parameters and, for a
 seed, the same initial weights).  The report compares ``cnn`` with ``resnet``, which differ in depth,
@@ -73,8 +73,9 @@ class ParkerHoangConfig:
 def run(cfg: ParkerHoangConfig, out_dir: Path, *, resume: bool = False, progress: bool = True
         ) -> ExperimentOutput:
     """Train every model over ``cfg.seeds``; predictions, curves, summary (module docstring)."""
+    from ghostsing.deepcheck.cnns import CNN_FACTORIES, BatchedModule
     from ghostsing.deepcheck.data import to_tensors
-    from ghostsing.deepcheck.nets import CNN_FACTORIES, BatchedModule, count_params
+    from ghostsing.deepcheck.nets import count_params
     from ghostsing.deepcheck.training import TrainConfig, evaluate, resolve_device, train
     from ghostsing.plots.deep import plot_training_curves
     from ghostsing.plots.style import save_figure

@@ -1,6 +1,6 @@
 r"""Simulation studies of the symmetric two-unit model: phase portraits, plateaus, loss curves, SGD vs ODE.
 
-One idea, so one module: the studies of the symmetric two-unit model and its overlap line.
+One idea: the studies of the symmetric two-unit model and its overlap line, so one module.
 
 Registered experiments (kind ``simulation``; ``ghostsing run NAME``):
 
@@ -219,7 +219,8 @@ def run_plateau_vs_epsilon(config: PlateauVsEpsilonConfig, out_dir: Path, *, res
     """Plateau length against the distance eps from the overlap line at alpha = 0; the fitted slope of
     ``tau = a ln(1/eps) + c`` against ``1/lambda_u`` (lambda_u: the Jacobian's largest eigenvalue)."""
     from ghostsing.plots import plot_histograms, plot_scaling, save_figure
-    from ghostsing.simulate.plateau import fit_log_law, summarize, transverse_rate
+    from ghostsing.simulate.plateau import summarize, transverse_rate
+    from ghostsing.simulate.scaling_fits import fit_log_law
 
     rng = np.random.default_rng(config.seed)
     f = sym.compiled(sym.symmetric_spec(0.0))

@@ -124,7 +124,7 @@ def plot_scaling(
     """Plateau length against a control parameter, with fitted laws and CI bands.
 
     ``x``, ``tau`` : paired samples (several per x allowed; censored tau = nan are dropped).
-    ``fits`` : label -> :class:`ghostsing.simulate.plateau.FitResult` (drawn with its bootstrap band).
+    ``fits`` : label -> :class:`ghostsing.simulate.scaling_fits.FitResult` (drawn with its bootstrap band).
     ``reference`` : optional ``(x, y, label)`` theory curve (dashed black).
     """
     x = np.asarray(x, dtype=np.float64).ravel()

@@ -13,7 +13,7 @@ therefore drawn at the *relaxed slice* ``q*(a, b) = argmin_q L(psi(q, a, b))`` (
 BFGS with continuation along the grid, :func:`relaxed_grid`).  There the projected velocity is the chain
 rule ``d xi/dt = D phi(theta) . theta'`` with ``theta' = -grad L`` the full flow, read off at ``a`` and
 ``e . b``; the colour of a portrait is ``|theta'|``.  The *fixed* slice (``q`` held at the plain best
-one-unit fit) is :func:`ghostsing.analytic.milnor.overlap_plane_flow` / ``elimination_plane_flow``
+one-unit fit) is :func:`ghostsing.analytic.plane_flows.overlap_plane_flow` / ``elimination_plane_flow``
 (:func:`fixed_grid`).  At alpha = 0 the line ``{|u| = 0}`` of the overlap plane is a line of critical
 points; its Milnor-attractor segment is where the largest eigenvalue of the flow's Jacobian is
 ``<= tol`` (:func:`attracting_segments`).
@@ -187,14 +187,14 @@ def relaxed_grid(plane: ChartPlane, f, xs: np.ndarray, ys: np.ndarray, q0: np.nd
 
 def fixed_grid(kind: str, spec: ModelSpec, f, xs: np.ndarray, ys: np.ndarray, e: np.ndarray) -> dict:
     """The *fixed* slice (fast coordinates held at the plain best one-unit fit):
-    :func:`ghostsing.analytic.milnor.overlap_plane_flow` / ``elimination_plane_flow`` (unit 2).
+    :func:`ghostsing.analytic.plane_flows.overlap_plane_flow` / ``elimination_plane_flow`` (unit 2).
     Returns ``vx, vy, speed`` (ny, nx) like :func:`relaxed_grid` and ``q_fixed``."""
-    from ghostsing.analytic import milnor
+    from ghostsing.analytic import plane_flows
 
     if kind == "overlap":
-        pf = milnor.overlap_plane_flow(spec, xs, ys, direction=e, compiled=f)
+        pf = plane_flows.overlap_plane_flow(spec, xs, ys, direction=e, compiled=f)
     elif kind == "elimination":
-        pf = milnor.elimination_plane_flow(spec, xs, ys, unit=1, direction=e, compiled=f)
+        pf = plane_flows.elimination_plane_flow(spec, xs, ys, unit=1, direction=e, compiled=f)
     else:
         raise ValueError(f"kind={kind!r} is not allowed; allowed: 'overlap', 'elimination'")
     return {"vx": pf.dx, "vy": pf.dy, "speed": pf.speed, "q_fixed": pf.theta_fixed}

@@ -1,6 +1,9 @@
 r"""Exact Hessian trace and diagonal of a training loss for networks that are piecewise linear in each
 parameter.
 
+One idea: the exact Hessian trace and diagonal of nets that are piecewise linear in each parameter (``diag H
+= diag GGN``), with the check that a net is piecewise linear, which the identity needs.
+
 Notation.  ``theta in R^P`` are the trainable parameters, ``z_n(theta) in R^D`` the network output for
 sample ``n`` of a batch of ``N``, ``L(theta) = (1/N) sum_n ell(z_n, y_n)`` the loss with the output Hessian
 ``Lambda_n = d^2 ell / dz_n^2 = S_n S_n^T`` (``S_n`` is ``D x K``, columns ``s_{n,k}``) and
@@ -73,6 +76,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ghostsing.deepcheck import cnns as _cnns
 from ghostsing.deepcheck import nets as _nets
 from ghostsing.deepcheck import operators as _ops
 from ghostsing.deepcheck.probes import hessian as _hs
@@ -110,9 +114,9 @@ _EVAL_ONLY: tuple[type[nn.Module], ...] = (
 )
 #: containers whose own forward only chains children, adds, averages, applies ReLU or multiplies by
 #: fixed buffers (nets.MLP: ``relu(W h + b) + S h`` with diagonal / orthogonal / mean skips;
-#: nets._ResBlock: ``relu(conv2(relu(conv1(x)))) + x``)
+#: cnns._ResBlock: ``relu(conv2(relu(conv1(x)))) + x``)
 PL_CONTAINER_MODULES: tuple[type[nn.Module], ...] = (
-    nn.Sequential, nn.ModuleList, nn.ModuleDict, _nets.MLP, _nets._ResBlock,
+    nn.Sequential, nn.ModuleList, nn.ModuleDict, _nets.MLP, _cnns._ResBlock,
 )
 
 
