@@ -54,3 +54,23 @@ def test_computing_layers_do_not_import_plots_or_matplotlib(package):
 def test_simulate_experiments_module_is_gone():
     """The studies live in ghostsing.experiments; simulate keeps numerics only."""
     assert not (SRC / "simulate" / "experiments.py").exists()
+
+
+LINE_LIMIT = 400
+
+
+def test_long_modules_say_their_one_idea():
+    """Issue 13: no module above ~400 lines unless it is one idea, said in its module docstring
+    ("One idea: ...").  Generated code (``ghostsing/_generated``) is exempt."""
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] == "_generated":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") <= LINE_LIMIT:
+            continue
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if "One idea:" not in doc:
+            bad.append(f"{rel} ({text.count(chr(10))} lines)")
+    assert not bad, "modules above 400 lines without 'One idea:' in their docstring:\n" + "\n".join(bad)

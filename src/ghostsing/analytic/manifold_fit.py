@@ -1,6 +1,10 @@
 """Critical points on the singular manifolds: the best (K-1)-unit fit, its embeddings, and the exact
 proof that the embedded points are critical at ``alpha = 0`` and are not at ``alpha > 0`` (the ghost).
 
+One idea: the critical points that the best (K-1)-unit fit gives the K-unit model: the fit itself, its
+embeddings into the singular manifolds and the exact proof that they are critical at ``alpha = 0`` and not
+at ``alpha > 0``.
+
 Fukumizu & Amari (2000): if ``theta'`` is a critical point of the (K-1)-unit loss ``L'``, then every
 point of its embedding into a singular manifold of the K-unit model is critical, for every value of
 the free coordinate.  Written with a chart ``xi = (p, f, t)`` of :mod:`manifold_coords`::

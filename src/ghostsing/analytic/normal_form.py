@@ -1,5 +1,8 @@
 r"""Normal forms of the flow near the singular sets: Taylor coefficients in the transverse coordinates, alpha.
 
+One idea: the normal form of the flow near a singular set, i.e. its Taylor coefficients in the transverse
+coordinates and ``alpha``, derived exactly and held in one :class:`NormalForm` record.
+
 Setting: a chart ``xi = (p, f, t)`` of :mod:`ghostsing.analytic.manifold_coords` (``p`` the parent
 (K-1)-unit parameter, ``f`` the free coordinates along the set, ``t`` the transverse ones; the set is
 ``{t = 0}``) with the parent coordinates held at the best plain (K-1)-unit fit ``theta'*``

@@ -1,5 +1,8 @@
 r"""The population loss and its gradient flow written in order parameters (the field's notation).
 
+One idea: the population loss and its gradient flow written in order parameters, with the named Gaussian
+kernels that this notation needs.
+
 The loss of :mod:`ghostsing.analytic.loss` depends on the weights only through dot products.  With the
 *order parameters*
 

@@ -1,5 +1,8 @@
 r"""Large-N order-parameter ODEs of on-line SGD in the teacher–student two-layer network (SymPy -> Numba).
 
+One idea: the large-N order-parameter ODEs of on-line SGD, derived in SymPy, generated into Numba and
+wrapped with their fixed points.
+
 Model (Goldt, Advani, Saxe, Krzakala & Zdeborová 2019; Saad & Solla 1995).  Inputs ``x ~ N(0, I_N)``;
 pre-activations ``lambda_k = J_k . x / sqrt(N)`` (student, ``k = 1..K``) and ``nu_m = B_m . x / sqrt(N)``
 (teacher, ``m = 1..M``)::

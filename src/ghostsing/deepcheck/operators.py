@@ -1,5 +1,8 @@
 r"""Curvature of a training loss as torch-native linear operators, all built from one flattened loss.
 
+One idea: the curvature operators of one flattened training loss (Hessian, generalised Gauss-Newton,
+empirical Fisher, dense and function operators) behind the one :class:`CurvatureOperator` interface.
+
 Notation.  ``theta in R^P`` is the flat vector of a model's trainable parameters (in the order of
 ``model.named_parameters()``), ``z_n(theta) in R^D`` the output for sample ``n`` of a batch of ``N``,
 ``ell(z_n, y_n)`` the per-sample loss and ``L(theta) = (1/N) sum_n ell(z_n, y_n)`` the training loss (torch's

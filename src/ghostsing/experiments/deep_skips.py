@@ -1,6 +1,7 @@
-"""Deep MLPs with and without skips on CIFAR: training, unit measures, fair comparisons (one idea: the
-skip comparison of Orhan & Pitkow, its arms, measures and predictions; plus the validation and data
-helpers every deep experiment shares).
+"""Deep MLPs with and without skips on CIFAR: training, unit measures, fair comparisons.
+
+One idea: the skip comparison of Orhan & Pitkow, its arms, measures and predictions (plus the validation
+and data helpers every deep experiment shares).
 
 Experiments (registered in :data:`EXPERIMENTS`):
 

@@ -1,5 +1,8 @@
 r"""Ghost studies of the singular sets beyond the generic overlap line (registered experiments).
 
+One idea: the ghost studies of the singular sets other than the generic overlap line (its doubly degenerate
+case, the elimination and linear-dependence sets, the noise over N), registered as three experiments.
+
 * ``degenerate-passage-deep`` — the doubly degenerate overlap line of the symmetric teacher (``v1 = 0``)
   over three decades of alpha, ``1e-5 ... 1e-2``: escape times against the scaled reduction's law
   ``tau alpha^2 = int d beta / slope`` (computed ``c``, ``kappa``; no free parameter), with the

@@ -1,5 +1,5 @@
 r"""Ghost studies of the former overlap line under skips: passage laws, traps, basins, the degenerate case,
-SGD noise.  One idea (what is left of the overlap line's Milnor segment when skips break it), so one
+SGD noise.  One idea: what is left of the overlap line's Milnor segment when skips break it; so one
 module of five registered experiments (kind ``simulation``; ``ghostsing run NAME``):
 
 * ``ghost-passage`` — passage times through the ghost against alpha (three decades), several teachers:

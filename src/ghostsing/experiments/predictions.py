@@ -1,5 +1,8 @@
 """Named predictions: an effect with a confidence interval, a test with its p-value, and a verdict.
 
+One idea: a named prediction (effect, confidence interval, test, p-value and verdict) and the tests and
+intervals it is built from.
+
 A prediction is a claim about the sign of an effect ``E`` (a statistic over seeds, e.g. the mean final
 training loss of plain nets minus that of residual nets).  Every prediction built here carries
 

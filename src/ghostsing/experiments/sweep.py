@@ -1,5 +1,8 @@
 """Sweeps: a grid (or random) design over the config fields of an experiment, run on dask.distributed.
 
+One idea: a sweep, from its spec (a grid or random design over an experiment's config fields, and seeds) to
+its cells and their run on dask.distributed.
+
 A :class:`SweepSpec` names an experiment (a registered name, or ``package.module:ATTR`` for an
 :class:`~ghostsing.experiments.base.Experiment` outside the registry), a preset, fixed settings, grid
 axes (field -> values), an optional random design (``n`` samples of some fields over ranges, seeded)

@@ -1,5 +1,8 @@
 """Numba kernels of the integrators (private; the public entry point is ``integrate``).
 
+One idea: the Numba step kernels of every integration method and the scalar driver that calls them, which
+must live in one module so that Numba compiles and caches them together.
+
 Every user function reaches these kernels as a Numba *first-class function* value with a fixed
 signature (``FT_INTO``, ``FT_RET``, ``FT_SCAL``, ``FT_JINTO``, ``FT_JRET`` below), not as a dispatcher:
 the kernels are then compiled once for all flows and cached on disk (``cache=True``), instead of being

@@ -1,6 +1,9 @@
 r"""Rodas5P, and DOP853 -> Rodas5P, over SIMD lanes: ``LANES`` trajectories in lock-step (private; see
 ``integrate(execution=Execution(simd=True))``).
 
+One idea: the SIMD-lane driver (Rodas5P, and DOP853 -> Rodas5P, on ``LANES`` trajectories in lock-step),
+whose Numba kernels must live in one module so that Numba compiles them together.
+
 The scalar driver of :mod:`ghostsing.simulate._kernels` integrates one trajectory per loop iteration.
 Here each loop iteration takes one step on ``LANES`` (16) trajectories at once, each with its own time,
 step size and error control, so that the work of a step vectorises across trajectories:

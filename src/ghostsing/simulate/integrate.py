@@ -1,5 +1,8 @@
 r"""Ensemble integration of gradient flows :math:`\dot\theta = F(\theta)` (usually :math:`F = -\nabla L`).
 
+One idea: the one public entry point of the integrators, :func:`integrate`: its validated inputs, the
+records it returns (:class:`Solution`, :class:`Event`) and the dispatch to the scalar or SIMD Numba drivers.
+
 :func:`integrate` takes a Numba-compiled right-hand side (for instance ``f.flow`` or ``f.flow_into`` of
 ``ghostsing.analytic.derive(spec).compile()``), one or ``n`` initial states and an increasing grid of
 save times, and integrates all trajectories in parallel (``numba.prange``; one trajectory per

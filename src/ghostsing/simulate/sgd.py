@@ -1,5 +1,8 @@
 r"""On-line and mini-batch SGD of the teacher–student two-layer network at finite N, in Numba.
 
+One idea: finite-N SGD of the teacher-student network in Numba, in the two conventions (Goldt et al.'s and
+:class:`~ghostsing.models.ModelSpec`'s) that share the validation and the save grid.
+
 Goldt et al. (2019) convention (the one of :mod:`ghostsing.analytic.order_params`).  Inputs
 ``x ~ N(0, I_N)``, pre-activations ``lambda_k = J_k . x / sqrt N``, ``nu_m = B_m . x / sqrt N``::
 

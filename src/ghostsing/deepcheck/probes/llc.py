@@ -1,6 +1,9 @@
 r"""Local learning coefficient (LLC) by Langevin sampling of the localised tempered posterior (Lau, Furman,
 Wang, Murfet & Wei 2023), with step sizes set by the problem's own scale, bias control and diagnostics.
 
+One idea: the local learning coefficient estimated by Langevin sampling: the samplers, their preconditioning
+and step-size control, and the diagnostics of the sampled loss trace.
+
 Estimator.  With ``L_n`` the empirical negative log-likelihood per sample on the **whole** training set of
 size ``n``, ``w*`` a trained parameter (a local minimum of ``L_n``), inverse temperature ``beta = 1 / ln n``
 and localisation ``gamma``:
