@@ -12,7 +12,8 @@ Park & Ozeki 2006; Wei et al. 2008)::
 * the best (K-1)-unit fit, its embedding, the exact criticality proof at ``alpha = 0`` and the
   ``alpha``-ghost: :mod:`ghostsing.analytic.manifold_fit`;
 * Amari's K, the line of critical points in ``O_ij``, its transverse eigenvalues, the attracting
-  z-interval, and 2-D slices of the flow: :mod:`ghostsing.analytic.milnor`.
+  z-interval: :mod:`ghostsing.analytic.milnor`;
+* 2-D slices of the flow: :mod:`ghostsing.analytic.plane_flows`.
 """
 
 from ghostsing.analytic.manifold_coords import (
