@@ -96,7 +96,7 @@ def test_noise_drift_embedded_reduces_to_one_dimension_and_neutral_directions():
     """The N-dimensional noise drift of an embedded teacher equals the one-dimensional derivation at N = 1
     (two code paths), and at N = 2 the extra transverse direction is neutral and decoupled from z."""
     from ghostsing.analytic.manifold_coords import overlap
-    from ghostsing.analytic.manifold_fit import best_fit
+    from ghostsing.analytic.minima import best_fit
     from ghostsing.simulate.ghost_noise import (
         embedded_fit,
         embedded_spec,

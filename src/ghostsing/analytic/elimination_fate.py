@@ -21,7 +21,7 @@ import numpy as np
 from scipy import optimize
 
 from ghostsing.analytic.loss import derive
-from ghostsing.analytic.manifold_fit import best_fit, global_minimum, loss_functions
+from ghostsing.analytic.minima import best_fit, global_minimum, loss_functions
 from ghostsing.models import ModelSpec
 
 #: what a critical point near an elimination set is (:func:`classify_critical_point`)

@@ -49,16 +49,9 @@ from scipy import optimize
 from ghostsing.analytic import gaussian
 from ghostsing.analytic.loss import derive, exact, population_loss, student_symbols
 from ghostsing.analytic.manifold_coords import overlap
-from ghostsing.analytic.manifold_fit import (
-    ALPHA,
-    BestFit,
-    best_fit,
-    global_minimum,
-    is_identically_zero,
-    local_minimum,
-    loss_functions,
-)
+from ghostsing.analytic.manifold_fit import ALPHA, is_identically_zero
 from ghostsing.analytic.milnor import milnor_interval
+from ghostsing.analytic.minima import BestFit, best_fit, global_minimum, local_minimum, loss_functions
 from ghostsing.analytic.slow_drift import SlowDrift, slow_drift
 from ghostsing.models import ModelSpec
 

@@ -27,14 +27,11 @@ from ghostsing.analytic.manifold_coords import (
 )
 from ghostsing.analytic.manifold_fit import (
     ALPHA,
-    BestFit,
     CriticalityProof,
     EliminationCriticalSet,
-    best_fit,
     criticality_proof,
     elimination_critical_set,
     evaluate_extra,
-    exact_best_fit,
     is_identically_zero,
     transverse_hessian,
 )
@@ -50,6 +47,7 @@ from ghostsing.analytic.milnor import (
     milnor_interval,
     transverse_eigenvalues,
 )
+from ghostsing.analytic.minima import BestFit, best_fit, exact_best_fit
 from ghostsing.analytic.plane_flows import PlaneFlow, elimination_plane_flow, overlap_plane_flow
 
 __all__ = [

@@ -57,7 +57,7 @@ from scipy import integrate, optimize, special
 from ghostsing.analytic import gaussian
 from ghostsing.analytic.loss import derive, exact
 from ghostsing.analytic.manifold_coords import Chart, overlap, parent_spec
-from ghostsing.analytic.manifold_fit import BestFit, best_fit
+from ghostsing.analytic.minima import BestFit, best_fit
 from ghostsing.models import ModelSpec
 
 

@@ -6,7 +6,7 @@ coordinates and ``alpha``, derived exactly and held in one :class:`NormalForm` r
 Setting: a chart ``xi = (p, f, t)`` of :mod:`ghostsing.analytic.manifold_coords` (``p`` the parent
 (K-1)-unit parameter, ``f`` the free coordinates along the set, ``t`` the transverse ones; the set is
 ``{t = 0}``) with the parent coordinates held at the best plain (K-1)-unit fit ``theta'*``
-(:func:`ghostsing.analytic.manifold_fit.best_fit`).  The loss is exactly quadratic in the skip strength,
+(:func:`ghostsing.analytic.minima.best_fit`).  The loss is exactly quadratic in the skip strength,
 ``L = L_0 + alpha L_1 + alpha^2 L_2``, so the chart flow ``d xi/dt = D phi . (-grad_theta L)(psi(xi))`` is
 analytic in ``(t, alpha)`` (erf and linear units) and, with multi-indices ``m`` over the ``n_t`` transverse
 coordinates,
@@ -56,7 +56,7 @@ Linear dependence of three ``linear`` units in N = 3 (``t = rho``; ``f = (w_3, a
 The loss ``L = |W|^2 / 2``, ``W = sum_i w_i (J_i + alpha s_i) - beta_T``, is a polynomial, and with the
 parent fixed ``J_1, J_2`` and hence ``n`` are numbers, so every coefficient is a polynomial in
 ``(w_3, a, b)``.  The best 2-unit fit of linear units is known in closed form
-(:func:`ghostsing.analytic.manifold_fit.exact_best_fit`); its exact numbers are substituted, so the
+(:func:`ghostsing.analytic.minima.exact_best_fit`); its exact numbers are substituted, so the
 coefficients are exact, with rationals and the one square root ``|J_1 x J_2|`` (a numeric fit passed in
 gives 20-digit Floats instead).  The fit is exact (``W = 0`` at ``rho = 0``), so ``c_00 = 0`` for every
 component, and with ``W_rho = w_3 - a w_1 - b w_2``
@@ -84,7 +84,8 @@ import sympy as sp
 
 from ghostsing.analytic.loss import population_loss
 from ghostsing.analytic.manifold_coords import Chart, elimination, linear_dependence, overlap
-from ghostsing.analytic.manifold_fit import ALPHA, BestFit, best_fit
+from ghostsing.analytic.manifold_fit import ALPHA
+from ghostsing.analytic.minima import BestFit, best_fit
 from ghostsing.models import ModelSpec
 
 MAX_ORDER = 3

@@ -15,7 +15,7 @@ import numpy as np
 
 from ghostsing.analytic.loss import derive
 from ghostsing.analytic.manifold_coords import elimination, overlap
-from ghostsing.analytic.manifold_fit import BestFit, best_fit
+from ghostsing.analytic.minima import BestFit, best_fit
 from ghostsing.models import ModelSpec
 
 __all__ = ["PlaneFlow", "elimination_plane_flow", "overlap_plane_flow"]

@@ -57,8 +57,8 @@ from scipy import optimize
 
 from ghostsing.analytic import gaussian
 from ghostsing.analytic.loss import exact, population_loss, student_symbols
-from ghostsing.analytic.manifold_fit import BestFit, best_fit
 from ghostsing.analytic.milnor import amari_K
+from ghostsing.analytic.minima import BestFit, best_fit
 from ghostsing.models import ModelSpec
 
 

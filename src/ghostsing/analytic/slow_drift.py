@@ -52,7 +52,8 @@ import sympy as sp
 
 from ghostsing.analytic.loss import population_loss
 from ghostsing.analytic.manifold_coords import Chart, elimination, overlap
-from ghostsing.analytic.manifold_fit import ALPHA, BestFit, best_fit
+from ghostsing.analytic.manifold_fit import ALPHA
+from ghostsing.analytic.minima import BestFit, best_fit
 from ghostsing.models import ModelSpec
 
 DRIFT_KINDS = ("overlap", "elimination-w", "elimination-J")

@@ -196,7 +196,8 @@ def run_ghost_set_fates(config: GhostSetFatesConfig, out_dir: Path, *, resume: b
     from ghostsing.analytic.linear_dependence_fate import linear_dependence_fate, shift_identity_gap
     from ghostsing.analytic.loss import derive
     from ghostsing.analytic.manifold_coords import elimination
-    from ghostsing.analytic.manifold_fit import best_fit, elimination_critical_set, global_minimum
+    from ghostsing.analytic.manifold_fit import elimination_critical_set
+    from ghostsing.analytic.minima import best_fit, global_minimum
     from ghostsing.plots import save_figure
     from ghostsing.plots.ghost_sets import plot_elimination_sets
 

@@ -266,7 +266,7 @@ class GhostBasinConfig:
 def run_ghost_basin(config: GhostBasinConfig, out_dir: Path, *, resume: bool = False,
                     progress: bool = True) -> ExperimentOutput:
     """Where typical starts end against alpha: global minimum / trap / on the former line / other."""
-    from ghostsing.analytic.manifold_fit import global_minimum
+    from ghostsing.analytic.minima import global_minimum
     from ghostsing.plots import save_figure
     from ghostsing.plots.ghosts import plot_basin
 

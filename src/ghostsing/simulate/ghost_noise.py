@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate as sp_integrate
 
-from ghostsing.analytic.manifold_fit import BestFit
+from ghostsing.analytic.minima import BestFit
 from ghostsing.models import ModelSpec
 from ghostsing.simulate.ghost_passage import line_starts
 from ghostsing.simulate.sgd import online_sgd_spec

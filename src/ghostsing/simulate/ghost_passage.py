@@ -25,7 +25,7 @@ from numba import njit
 
 from ghostsing.analytic.loss import derive
 from ghostsing.analytic.manifold_coords import overlap
-from ghostsing.analytic.manifold_fit import BestFit
+from ghostsing.analytic.minima import BestFit
 from ghostsing.models import ModelSpec
 from ghostsing.simulate.integrate import Event, Execution, StepControl, integrate
 

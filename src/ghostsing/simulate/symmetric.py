@@ -42,9 +42,9 @@ def compiled(spec: ModelSpec):
 
 def one_unit_fit(spec: ModelSpec, seed: int = 0) -> tuple[float, np.ndarray, float]:
     """Best one-unit plain fit ``(w*, J*, L*) = argmin L_1`` of ``spec``'s teacher (K = 2 students), from
-    :func:`ghostsing.analytic.manifold_fit.best_fit` on the parent spec (odd g: signed so w* >= 0)."""
+    :func:`ghostsing.analytic.minima.best_fit` on the parent spec (odd g: signed so w* >= 0)."""
     from ghostsing.analytic.manifold_coords import parent_spec
-    from ghostsing.analytic.manifold_fit import best_fit
+    from ghostsing.analytic.minima import best_fit
 
     if spec.K != 2:
         raise ValueError(f"one_unit_fit needs a K=2 student, got K={spec.K}; allowed: K=2")
