@@ -106,6 +106,27 @@ def _activation_and_slope(activation: str):
     raise ValueError(f"activation={activation!r}; allowed: erf, linear (a smooth g with a Hessian)")
 
 
+def _line_point_quadrature(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[int, int], n_nodes: int):
+    r"""The point ``theta`` of the former overlap line at ``z`` (plain model, alpha = 0), its compiled
+    model, ``w``, ``J``, the normalised Gauss–Hermite nodes and weights ``(x, wq)`` of
+    :math:`E_{x_1 \sim N(0, 1)}` and the error :math:`e(x_1) = \sum_k w_k g(J_{k1} x_1) -
+    \sum_m v_m g(B_{m1} x_1)` at the nodes (teacher and student on ``e_1``).
+    Returns ``(plain, model, theta, w, J, x, wq, e)``."""
+    from ghostsing.analytic.loss import derive
+    from ghostsing.analytic.manifold_coords import overlap
+
+    plain = spec.replace(alpha=0.0)
+    g, _ = _activation_and_slope(spec.activation)
+    model = derive(plain).compile()
+    th = np.ascontiguousarray(overlap(plain, *pair).embed(fit.theta, [z]))
+    w, J = plain.split(th)
+    x, wq = np.polynomial.hermite_e.hermegauss(n_nodes)
+    wq = wq / wq.sum()
+    y = sum(plain.v[m] * g(plain.B[m, 0] * x) for m in range(plain.M))
+    e = sum(w[k] * g(J[k, 0] * x) for k in range(plain.K)) - y
+    return plain, model, th, w, J, x, wq, e
+
+
 def _pair_velocity_hessian(model, th: np.ndarray, i: int, j: int, h: float) -> np.ndarray:
     r"""Symmetrised central-difference Hessian of the pair velocity :math:`F_i - F_j` at ``th``:
     :math:`H_{kl} = \partial_k (F_i - F_j)_l` with :math:`\partial_k \approx (\cdot(\theta + h e_k) -
@@ -127,21 +148,11 @@ def noise_drift_at(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[int, int
     """``q(z)`` of the module docstring at one point ``z`` of the former overlap line (alpha = 0, N = 1)."""
     from scipy.linalg import null_space, solve_continuous_lyapunov
 
-    from ghostsing.analytic.loss import derive
-    from ghostsing.analytic.manifold_coords import overlap
-
     if spec.N != 1:
         raise ValueError(f"noise_drift_theory integrates over x by Gauss-Hermite quadrature for N = 1; got "
                          f"N={spec.N}; allowed: N = 1")
-    plain = spec.replace(alpha=0.0)
+    plain, model, th, w, J, x, wq, e = _line_point_quadrature(spec, fit, z, pair, n_nodes)
     g, gp = _activation_and_slope(spec.activation)
-    model = derive(plain).compile()
-    th = np.ascontiguousarray(overlap(plain, *pair).embed(fit.theta, [z]))
-    w, J = plain.split(th)
-    x, wq = np.polynomial.hermite_e.hermegauss(n_nodes)
-    wq = wq / wq.sum()
-    y = sum(spec.v[m] * g(spec.B[m, 0] * x) for m in range(spec.M))
-    e = sum(w[k] * g(J[k, 0] * x) for k in range(spec.K)) - y
     grad = np.concatenate([np.stack([g(J[k, 0] * x) for k in range(spec.K)]),
                            np.stack([w[k] * gp(J[k, 0] * x) * x for k in range(spec.K)])])
     sigma = (grad * e * e * wq) @ grad.T
@@ -295,21 +306,11 @@ def noise_drift_embedded(spec: ModelSpec, fit: BestFit, z: float, pair: tuple[in
     ``z``)."""
     from scipy.linalg import null_space, solve_continuous_lyapunov
 
-    from ghostsing.analytic.loss import derive
-    from ghostsing.analytic.manifold_coords import overlap
-
-    plain = spec.replace(alpha=0.0)
-    K, N = plain.K, plain.N
-    if np.any(plain.B[:, 1:] != 0):
+    if np.any(spec.B[:, 1:] != 0):
         raise ValueError("noise_drift_embedded needs a teacher on e_1 (embedded_spec); allowed: B[:, 1:] = 0")
+    plain, model, th, w, J, x, wq, e = _line_point_quadrature(spec, fit, z, pair, n_nodes)
+    K, N = plain.K, plain.N
     g, gp = _activation_and_slope(spec.activation)
-    model = derive(plain).compile()
-    th = np.ascontiguousarray(overlap(plain, *pair).embed(fit.theta, [z]))
-    w, J = plain.split(th)
-    x, wq = np.polynomial.hermite_e.hermegauss(n_nodes)
-    wq = wq / wq.sum()
-    y = sum(plain.v[m] * g(plain.B[m, 0] * x) for m in range(plain.M))
-    e = sum(w[k] * g(J[k, 0] * x) for k in range(K)) - y
     P = plain.n_params
     sigma = np.zeros((P, P))
     base = ([(k, g(J[k, 0] * x)) for k in range(K)]
