@@ -337,6 +337,19 @@ class BatchedMLP(nn.Module):
         """Incoming weight matrices of the hidden layers, each ``(S, w, fan_in)``."""
         return [self.w_in] + [self.w_hid[:, i] for i in range(self.cfg.depth - 1)]
 
+    def skip_step(self, i: int, a: torch.Tensor, h: torch.Tensor, total: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        r"""Output of hidden layer ``i + 1`` from its branch ``a = relu(W h + b)`` and the previous output
+        ``h``: :math:`h' = a + \frac{1}{i+1}\sum_{k \le i} h_k` (hyper; ``total`` is that running sum,
+        returned updated), :math:`h' = a + Q_i h` (orthogonal) or :math:`h' = a + D h` (diagonal skips,
+        ``D = 0`` for none).  Returns ``(h', total')``; the forward pass and the unit probes both use it."""
+        if self.mode == "hyper":
+            h = a + total / (i + 1)
+            return h, total + h
+        if self.mode == "orthogonal":
+            return a + torch.bmm(h, self.skip_q[:, i].transpose(1, 2)), total
+        return a + self.skip_diag.unsqueeze(1) * h, total
+
     def forward(self, x: torch.Tensor, return_hidden: bool = False, return_branches: bool = False):
         """Logits ``(S, B, C)``; with ``return_hidden`` also the layer outputs ``[h_1..h_depth]``, with
         ``return_branches`` also the ReLU branch outputs ``[a_1..a_depth]`` (each ``(S, B, width)``)."""
@@ -354,13 +367,7 @@ class BatchedMLP(nn.Module):
         for i in range(self.cfg.depth - 1):
             a = torch.relu(torch.baddbmm(b_hid[i].unsqueeze(1), h, w_hid[i].transpose(1, 2)))
             branches.append(a)
-            if self.mode == "hyper":
-                h = a + total / (i + 1)
-                total = total + h
-            elif self.mode == "orthogonal":
-                h = a + torch.bmm(h, self.skip_q[:, i].transpose(1, 2))
-            else:
-                h = a + self.skip_diag.unsqueeze(1) * h
+            h, total = self.skip_step(i, a, h, total)
             hs.append(h)
         out = torch.baddbmm(self.b_out.unsqueeze(1), h, self.w_out.transpose(1, 2))
         if return_branches:

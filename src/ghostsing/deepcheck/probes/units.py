@@ -172,13 +172,7 @@ def _continue(model, j: int, h: torch.Tensor, total: torch.Tensor | None) -> tor
     ``j`` (0-based) on; ``total`` = sum of the layer outputs ``h_0..h_j`` (hyper skips only)."""
     for i in range(j, model.cfg.depth - 1):
         a = torch.relu(torch.baddbmm(model.b_hid[:, i].unsqueeze(1), h, model.w_hid[:, i].transpose(1, 2)))
-        if model.mode == "hyper":
-            h = a + total / (i + 1)
-            total = total + h
-        elif model.mode == "orthogonal":
-            h = a + torch.bmm(h, model.skip_q[:, i].transpose(1, 2))
-        else:
-            h = a + model.skip_diag.unsqueeze(1) * h
+        h, total = model.skip_step(i, a, h, total)
     return torch.baddbmm(model.b_out.unsqueeze(1), h, model.w_out.transpose(1, 2))
 
 
