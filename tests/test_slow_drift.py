@@ -303,6 +303,12 @@ def test_scaled_reduction_predicts_the_degenerate_passage():
 
     br = scaled_branch(SYMMETRIC)
     assert br.c == pytest.approx(0.0374, abs=2e-4) and 0.01 < br.kappa < 0.02
+    # the fold is located, not a grid point: the branch's Hessian is singular there
+    assert abs(br.fold_eigenvalue) < 1e-6
+    from ghostsing.experiments.plateau_cell import SYMMETRIC_LAW as law
+
+    T0 = br.passage_time(1e-9, 2.0) - br.leading_law(1e-9, 2.0)
+    assert (law["c"], law["kappa"], law["T0"]) == pytest.approx((br.c, br.kappa, T0), abs=1e-4)
     alpha = 1e-3
     f = ex.compiled(ex.symmetric_spec(alpha))
     th0 = ex.overlap_starts(1, 1e-3, 2.0, np.random.default_rng(0))
@@ -315,3 +321,19 @@ def test_scaled_reduction_predicts_the_degenerate_passage():
     assert tau * alpha**2 == pytest.approx(br.passage_time(alpha, 2.0), rel=0.01)
     # negative control: the leading law alone (T0 dropped) is off by more than the tolerance
     assert abs(br.leading_law(alpha, 2.0) / (tau * alpha**2) - 1) > 0.01
+
+
+@pytest.mark.slow
+def test_degenerate_passage_to_the_located_fold_within_1e3_at_alpha_1e4():
+    """With the fold located (not the last grid point of the continuation), the passage integral up to it
+    predicts the integrator's escape at alpha = 1e-4 to 1e-3; stopping one grid step early (the earlier
+    code) leaves an O(1) offset in T = alpha^2 t, 3.6e-3 relative here: the negative control."""
+    from ghostsing.analytic.scaled_reduction import scaled_branch
+    from ghostsing.simulate.ghost_passage import degenerate_passage_times
+
+    br = scaled_branch(SYMMETRIC)
+    run = degenerate_passage_times([1e-4], n_starts=1, z0=2.0, check=False)
+    T = float(run.tau[0, 0]) * 1e-8
+    assert T == pytest.approx(br.passage_time(1e-4, 2.0), rel=1e-3)
+    early = scaled_branch(SYMMETRIC, fold_rtol=1.0)  # no bisection: the fold is the last grid point kept
+    assert abs(T / early.passage_time(1e-4, 2.0) - 1) > 2e-3

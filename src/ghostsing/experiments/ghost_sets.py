@@ -3,10 +3,11 @@ r"""Ghost studies of the singular sets beyond the generic overlap line (register
 One idea: the ghost studies of the singular sets other than the generic overlap line (its doubly degenerate
 case, the elimination and linear-dependence sets, the noise over N), registered as three experiments.
 
-* ``degenerate-passage-deep`` — the doubly degenerate overlap line of the symmetric teacher (``v1 = 0``)
-  over three decades of alpha, ``1e-5 ... 1e-2``: escape times against the scaled reduction's law
-  ``tau alpha^2 = int d beta / slope`` (computed ``c``, ``kappa``; no free parameter), with the
-  integration checked at a third of the tolerance for every alpha
+* ``degenerate-passage-deep`` — the doubly degenerate overlap line of the symmetric teacher (``v1 = 0``):
+  escape times against the scaled reduction's law ``tau alpha^2 = T(alpha z0) = int d beta / slope``
+  (computed ``c``, ``kappa``; no free parameter) over alpha ``5e-6 ... 1e-2`` at fixed ``z0`` (the
+  deviation must vanish as alpha -> 0) and over three decades of ``zeta0 = alpha z0`` at one small alpha,
+  with the integration checked at a third of the tolerance
   (:func:`~ghostsing.simulate.ghost_passage.degenerate_passage_times`, which explains why a fixed tight
   tolerance cannot reach ``alpha = 1e-5``).
 * ``ghost-set-fates`` — the elimination sets ``{w_i = 0}`` and ``{J_i = 0}`` under skips, classified point
@@ -47,18 +48,31 @@ def _say(progress: bool, text: str) -> None:
 # ------------------------------------------------------------------------------ degenerate passage
 @dataclass(frozen=True)
 class DegenerateDeepConfig:
-    """Escape times of the symmetric teacher from ``z0`` (``n`` starts per alpha, ``|u0| = eps``); the
-    law is checked where ``alpha <= fit_max_alpha`` (``alpha z0`` well below ``kappa``) to ``tol``; the
-    growth rate of ``z`` between ``z = 4`` and ``20`` where ``20 alpha < kappa``."""
+    """Escape times of the symmetric teacher (``|u0| = eps``), in two scans of the law
+    ``tau alpha^2 = T(zeta0)`` (``zeta0 = alpha z0``, valid as alpha -> 0 at fixed ``zeta0 < kappa``):
+
+    * over alpha at fixed ``z0`` (``n`` starts per alpha; the tolerance ``tol`` applies where
+      ``alpha <= fit_max_alpha``, and the deviation must shrink as alpha falls over every alpha with
+      ``alpha z0 < kappa``); the integration is checked at a third of the tolerance where
+      ``alpha >= check_min_alpha`` (below it the check would triple the longest runs);
+    * over ``zeta0`` at the fixed small ``zeta_alpha`` (``n_zeta`` starts per ``zeta0``, ``z0 = zeta0 /
+      zeta_alpha > 1``, ``|u0| = eps z0_alpha-scan / z0`` so that every start is as far from the line in
+      function, ``gamma0 = (w_i - w_j)|u0|/2``, as the alpha scan's), to ``tol``;
+
+    and the growth rate of ``z`` between ``z = 4`` and ``20`` where ``20 alpha < kappa``."""
 
     n: int = 4
-    alphas: tuple[float, ...] = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+    alphas: tuple[float, ...] = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
     eps: float = 1e-3
     z0: float = 2.0
-    fit_max_alpha: float = 2e-3
+    fit_max_alpha: float = 1e-3
     tol: float = 0.01
     c_tol: float = 0.01
     check: bool = True
+    check_min_alpha: float = 5e-6
+    zeta_alpha: float = 5e-6
+    zeta0s: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+    n_zeta: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,72 +85,147 @@ class DegenerateDeepConfig:
         check_float("c_tol", self.c_tol, 0.0, low_open=True)
         if not isinstance(self.check, bool):
             raise ValueError(f"check={self.check!r}; allowed: true or false")
+        check_float("check_min_alpha", self.check_min_alpha, 0.0)
+        check_float("zeta_alpha", self.zeta_alpha, 0.0, 1e-3, low_open=True)
+        check_floats("zeta0s", self.zeta0s, self.zeta_alpha, low_open=True, nonempty=False)  # z0 > 1
+        check_int("n_zeta", self.n_zeta, 1)
         check_int("seed", self.seed, 0)
+
+
+def _escape_scan(alphas, z0s, n: int, eps, seed: int, check_min: float | None):
+    """Escape runs at the pairs ``(alpha, z0)`` with ``|u0| = eps`` (one float, or one per pair), each
+    checked at rtol/3 where ``alpha >= check_min`` (None: no check)."""
+    from ghostsing.simulate.ghost_passage import degenerate_passage_times
+
+    eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), (len(alphas),))
+    return [degenerate_passage_times([a], n_starts=n, z0=z, eps=float(e), seed=seed + k,
+                                     check=check_min is not None and a >= check_min)
+            for k, (a, z, e) in enumerate(zip(alphas, z0s, eps, strict=True))]
 
 
 def run_degenerate_deep(config: DegenerateDeepConfig, out_dir: Path, *, resume: bool = False,
                         progress: bool = True) -> ExperimentOutput:
-    """The symmetric teacher's escape over three decades of alpha against the scaled reduction."""
+    """The symmetric teacher's escape against the scaled reduction, over alpha and over ``alpha z0``."""
     from ghostsing.analytic.scaled_reduction import scaled_branch
+    from ghostsing.experiments.predictions import spearman_prediction
     from ghostsing.plots import save_figure
     from ghostsing.plots.ghost_sets import plot_degenerate_deep
     from ghostsing.simulate import symmetric as sym
-    from ghostsing.simulate.ghost_passage import degenerate_passage_times
 
     c = config
-    run = degenerate_passage_times(c.alphas, n_starts=c.n, z0=c.z0, eps=c.eps, seed=c.seed, check=c.check)
-    al = run.alphas
     branch = scaled_branch(sym.symmetric_spec(0.0))
+    al = np.asarray(c.alphas, dtype=np.float64)
+    runs = _escape_scan(al, [c.z0] * al.size, c.n, c.eps, c.seed, c.check_min_alpha if c.check else None)
+    tau = np.array([r.tau[0] for r in runs])
+    rtol = np.array([r.rtol[0] for r in runs])
+    tau_check = np.array([r.tau_check[0] for r in runs])
+    c_geo = np.array([r.c_geo[0] for r in runs])
+    steps = np.array([r.steps[0] for r in runs])
     inside = al * c.z0 < branch.kappa
     pred = np.array([branch.passage_time(float(a), c.z0) if ok else np.nan for a, ok in zip(al, inside,
                                                                                            strict=True)])
     lead = np.array([branch.leading_law(float(a), c.z0) if ok else np.nan for a, ok in zip(al, inside,
                                                                                           strict=True)])
-    T = run.tau * al[:, None] ** 2
+    T = tau * al[:, None] ** 2
     for k, a in enumerate(al):
         _say(progress, f"[degenerate-passage-deep] alpha = {a:g}: "
-                       f"tau alpha^2 = {np.round(T[k], 4).tolist()}, "
-                       f"predicted {pred[k]:.4f}, rtol {run.rtol[k]:g}, check {run.tau_check[k] * a * a:.4f}")
+                       f"tau alpha^2 = {np.round(T[k], 4).tolist()}, predicted {pred[k]:.4f}, "
+                       f"rtol {rtol[k]:g}, check {tau_check[k] * a * a:.4f}, steps {steps[k].tolist()}")
+    # the second scan: zeta0 = alpha z0 over three decades at one small alpha
+    zs = np.asarray(c.zeta0s, dtype=np.float64)
+    za = c.zeta_alpha
+    # |u0| = eps z0 / (zeta0 / za): the start's gamma0 = (w_i - w_j) u0 / 2 is the alpha scan's, so that a
+    # large z0 does not start far from the line (gamma0 = w z0 |u0| / 2 measures the distance in function)
+    zruns = _escape_scan([za] * zs.size, zs / za, c.n_zeta, c.eps * c.z0 * za / zs, c.seed + 1000, None)
+    Tz = np.array([r.tau[0] for r in zruns]) * za**2
+    zin = zs < branch.kappa
+    zpred = np.array([branch.passage_time(za, float(z) / za) if ok else np.nan for z, ok in zip(zs, zin,
+                                                                                                strict=True)])
+    for k, z in enumerate(zs):
+        _say(progress, f"[degenerate-passage-deep] alpha = {za:g}, zeta0 = {z:g}: "
+                       f"tau alpha^2 = {np.round(Tz[k], 4).tolist()}, predicted {zpred[k]:.4f}")
+
     sel = (al <= c.fit_max_alpha) & inside
     ratio = (T / pred[:, None])[sel]
+    law = f"c = {branch.c:.6f}, kappa = {branch.kappa:.6f} computed; no fit"
     preds = [agreement_prediction(
-        "escape time = scaled reduction, three decades", ratio.ravel(), 1.0, c.tol,
-        f"tau alpha^2 of each start equals the scaled reduction's passage time (c = {branch.c:.6f}, "
-        f"kappa = {branch.kappa:.6f} computed; no fit) within {c.tol:g} for alpha in "
-        f"[{al[sel].min():g}, {al[sel].max():g}]", seed=c.seed)]
-    if c.check:
-        rel = np.abs(run.tau_check / run.tau[:, 0] - 1)
+        "escape time = scaled reduction, over alpha", ratio.ravel(), 1.0, c.tol,
+        f"tau alpha^2 of each start equals the scaled reduction's passage time T(alpha z0) ({law}) within "
+        f"{c.tol:g} for alpha in [{al[sel].min():g}, {al[sel].max():g}] at z0 = {c.z0:g}", seed=c.seed)]
+    zok = zin & np.all(np.isfinite(Tz), axis=1)
+    if zok.any():
+        preds.append(agreement_prediction(
+            "escape time = scaled reduction, over alpha z0", (Tz / zpred[:, None])[zok].ravel(), 1.0, c.tol,
+            f"tau alpha^2 = T(zeta0) at alpha = {za:g} for zeta0 = alpha z0 in [{zs[zok].min():g}, "
+            f"{zs[zok].max():g}] ({np.log10(zs[zok].max() / zs[zok].min()):.1f} decades; kappa = "
+            f"{branch.kappa:.6f}) within {c.tol:g}", seed=c.seed))
+    dev = np.array([np.nanmean(T[k] / pred[k] - 1) if inside[k] else np.nan for k in range(al.size)])
+    # the trend is read where the deviation is resolved: ten times the integration error measured at rtol/3
+    # (where no check ran, the alpha is kept)
+    dev_starts = np.abs(T / np.where(inside, pred, np.nan)[:, None] - 1)
+    chk_err = np.abs(tau_check / tau[:, 0] - 1)
+    resolved = ~(np.abs(dev) <= 10 * chk_err)
+    conv = np.flatnonzero(inside & resolved & np.all(np.isfinite(T), axis=1))
+    if conv.size >= 3:
+        preds.append(spearman_prediction(
+            "the deviation vanishes as alpha -> 0", al[conv].tolist(),
+            [dev_starts[k] for k in conv], +1,
+            "Spearman rho(alpha, |tau alpha^2 / T - 1|) over the starts",
+            f"the scaled reduction is the alpha -> 0 limit: the relative deviation of each start grows with "
+            f"alpha over alpha in [{al[conv].min():g}, {al[conv].max():g}] "
+            f"({np.log10(al[conv].max() / al[conv].min()):.1f} decades: every alpha with alpha z0 < kappa "
+            f"where the deviation exceeds ten times the integration error measured at rtol/3)",
+            seed=c.seed))
+    checked = np.isfinite(tau_check)
+    if checked.any():
+        rel = np.abs(tau_check[checked] / tau[checked, 0] - 1)
         preds.append(exact_check(
-            "integration error of tau", float(np.nanmax(rel)), 0.0, 1e-4,
-            "the first start integrated again at rtol/3 gives the same escape time to 1e-4 at every alpha "
-            "(the loose tolerance is limited by rounding noise, not accuracy)"))
-    cs = np.isfinite(run.c_geo) & (20 * al[:, None] < branch.kappa)
+            "integration error of tau", float(np.max(rel)), 0.0, 1e-4,
+            f"the first start integrated again at rtol/3 gives the same escape time to 1e-4 at every alpha "
+            f">= {c.check_min_alpha:g} (the loose tolerance is limited by rounding noise, not accuracy)"))
+    cs = np.isfinite(c_geo) & (20 * al[:, None] < branch.kappa)
     if cs.any():
         preds.append(agreement_prediction(
-            "growth rate c, small alpha", run.c_geo[cs].ravel(), branch.c, c.c_tol,
+            "growth rate c, small alpha", c_geo[cs].ravel(), branch.c, c.c_tol,
             f"z grows as exp(c alpha^2 t), c = {branch.c:.6f} (scaled reduction), measured between z = 4 and "
             f"20 where 20 alpha < kappa", seed=c.seed))
-    offset = np.nanmean(T - pred[:, None], axis=1)
-    fig = plot_degenerate_deep(al, run.tau, pred, lead, branch.kappa, c.z0,
-                               title=f"symmetric teacher, v1 = 0: {c.n} starts per alpha, z0 = {c.z0:g}, "
-                                     f"|u0| = {c.eps:g}; escape = loss below L*/2")
-    summary = {"c_derived": branch.c, "kappa_derived": branch.kappa, "alpha_fold": branch.kappa / c.z0,
+    small = sel & (np.abs(dev) > 0)
+    power = (np.polyfit(np.log(al[small]), np.log(np.abs(dev[small])), 1)[0] if small.sum() >= 3
+             else float("nan"))
+    fig = plot_degenerate_deep(al, tau, pred, lead, branch.kappa, c.z0, zeta0s=zs, zeta_alpha=za, zeta_T=Tz,
+                               zeta_predicted=zpred,
+                               title=f"symmetric teacher, v1 = 0: escape = loss below L*/2, |u0| = {c.eps:g}")
+    summary = {"c_derived": branch.c, "kappa_derived": branch.kappa, "beta_fold": branch.beta_fold,
+               "fold_eigenvalue": branch.fold_eigenvalue, "alpha_fold": branch.kappa / c.z0,
+               "T0": branch.passage_time(1e-9, c.z0) - branch.leading_law(1e-9, c.z0),
                "tau_alpha2_mean": np.nanmean(T, axis=1), "tau_alpha2_sd": np.nanstd(T, axis=1, ddof=1)
                if c.n > 1 else np.zeros(al.size), "tau_alpha2_predicted": pred,
-               "measured_minus_predicted": offset, "relative_error": offset / pred,
-               "rtol": run.rtol, "tau_alpha2_check": run.tau_check * al**2,
-               "c_geo_mean": np.nanmean(np.where(cs, run.c_geo, np.nan), axis=1),
-               "accepted_steps_mean": run.steps.mean(axis=1),
-               "n_no_escape": int(np.sum(~np.isfinite(run.tau)))}
-    md = ["| alpha | tau alpha^2 (mean ± sd) | predicted | measured − predicted | rtol |",
-          "|---|---|---|---|---|"]
+               "relative_error": dev, "relative_error_power": power,
+               "rtol": rtol, "tau_alpha2_check": tau_check * al**2,
+               "c_geo_mean": [float(np.mean(c_geo[k][cs[k]])) if cs[k].any() else None
+                              for k in range(al.size)],
+               "accepted_steps_mean": steps.mean(axis=1),
+               "zeta0": zs, "zeta_tau_alpha2_mean": np.nanmean(Tz, axis=1), "zeta_predicted": zpred,
+               "n_no_escape": int(np.sum(~np.isfinite(tau)) + np.sum(~np.isfinite(Tz)))}
+    md = [f"Scan over alpha at z0 = {c.z0:g} ({c.n} starts per alpha):", "",
+          "| alpha | tau alpha^2 (mean ± sd) | predicted | relative deviation | rtol | steps |",
+          "|---|---|---|---|---|---|"]
     for k, a in enumerate(al):
         sd = summary["tau_alpha2_sd"][k]
-        md.append(f"| {a:g} | {np.nanmean(T[k]):.4f} ± {sd:.1e} | {pred[k]:.4f} | {offset[k]:+.4f} | "
-                  f"{run.rtol[k]:g} |")
+        md.append(f"| {a:g} | {np.nanmean(T[k]):.4f} ± {sd:.1e} | {pred[k]:.4f} | {dev[k]:+.2e} | "
+                  f"{rtol[k]:g} | {steps[k].mean():.2e} |")
+    md += ["", f"Scan over zeta0 = alpha z0 at alpha = {za:g} ({c.n_zeta} starts per zeta0):", "",
+           "| zeta0 | z0 | tau alpha^2 (mean) | predicted | relative deviation |", "|---|---|---|---|---|"]
+    for k, z in enumerate(zs):
+        md.append(f"| {z:g} | {z / za:g} | {np.nanmean(Tz[k]):.4f} | {zpred[k]:.4f} | "
+                  f"{np.nanmean(Tz[k]) / zpred[k] - 1:+.2e} |")
+    md += ["", f"Fold of the scaled branch: beta_f = {branch.beta_fold:.8f}, kappa = {branch.kappa:.6f}, "
+               f"smallest Hessian eigenvalue there {branch.fold_eigenvalue:.1e}; T0 = {summary['T0']:.4f}; "
+               f"the relative deviation falls as alpha^{power:.2f} (fit on alpha <= {c.fit_max_alpha:g})."]
     return ExperimentOutput(tuple(preds), save_figure(fig, out_dir, "degenerate_passage_deep"),
-                            {"alphas": al, "tau": run.tau, "c_geo": run.c_geo, "tau_check": run.tau_check,
-                             "predicted": pred, "leading": lead}, summary, "\n".join(md))
+                            {"alphas": al, "tau": tau, "c_geo": c_geo, "tau_check": tau_check,
+                             "predicted": pred, "leading": lead, "zeta0": zs, "zeta_tau_alpha2": Tz,
+                             "zeta_predicted": zpred}, summary, "\n".join(md))
 
 
 # ------------------------------------------------------------------------------------ set fates
@@ -428,10 +517,11 @@ def run_ghost_noise_n(config: GhostNoiseNConfig, out_dir: Path, *, resume: bool 
 
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("degenerate-passage-deep",
-               "The symmetric teacher's degenerate passage over alpha = 1e-5 ... 1e-2", "simulation",
+               "The symmetric teacher's degenerate passage over alpha and over alpha z0", "simulation",
                DegenerateDeepConfig, run_degenerate_deep,
                {"default": DegenerateDeepConfig(),
-                "small": DegenerateDeepConfig(n=3, alphas=(1e-4, 5e-4, 1e-3, 1e-2), check=False)}),
+                "small": DegenerateDeepConfig(n=3, alphas=(1e-4, 5e-4, 1e-3, 1e-2), check=False,
+                                              zeta_alpha=1e-4, zeta0s=(2e-4, 2e-3, 1e-2), n_zeta=1)}),
     Experiment("ghost-set-fates", "Fates of the elimination and linear-dependence sets under skips",
                "simulation", GhostSetFatesConfig, run_ghost_set_fates,
                {"default": GhostSetFatesConfig(),

@@ -319,7 +319,7 @@ class SymmetricPassageConfig:
     z0: float = 2.0
     z_levels: tuple[float, float] = (4.0, 20.0)
     rel_band: float = 0.5
-    fit_max_alpha: float = 2e-3
+    fit_max_alpha: float = 1e-3
     c_max_alpha: float = 5e-4
     tol: float = 0.01
     c_tol: float = 0.02
@@ -505,7 +505,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("symmetric-passage", "The degenerate passage of the symmetric teacher (v1 = 0)", "simulation",
                SymmetricPassageConfig, run_symmetric_passage,
                {"default": SymmetricPassageConfig(),
-                "small": SymmetricPassageConfig(n=3, alphas=(5e-4, 1e-3, 2e-3), n_boot=0)}),
+                "small": SymmetricPassageConfig(n=3, alphas=(2e-4, 5e-4, 1e-3, 2e-3), n_boot=0)}),
     Experiment("ghost-noise", "SGD noise on the passable half of the former Milnor segment", "simulation",
                GhostNoiseConfig, run_ghost_noise,
                {"default": GhostNoiseConfig(),

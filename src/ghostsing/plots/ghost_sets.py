@@ -16,39 +16,61 @@ __all__ = ["plot_degenerate_deep", "plot_elimination_sets", "plot_noise_n"]
 
 
 def plot_degenerate_deep(alphas: np.ndarray, tau: np.ndarray, predicted: np.ndarray, leading: np.ndarray,
-                         kappa: float, z0: float, title: str = ""):
-    """Left: ``tau alpha^2`` of every start against alpha with the scaled reduction's prediction (no
-    free parameter) and its leading term ``c^-1 ln(kappa/(alpha z0))``; right: measured minus predicted
-    ``tau alpha^2`` (the O(1) offset in ``T = alpha^2 t``), mean and the spread of the starts."""
+                         kappa: float, z0: float, *, zeta0s: np.ndarray | None = None,
+                         zeta_alpha: float | None = None, zeta_T: np.ndarray | None = None,
+                         zeta_predicted: np.ndarray | None = None, title: str = ""):
+    """Left: ``tau alpha^2`` of every start against alpha with the scaled reduction's prediction ``T(alpha
+    z0)`` (no free parameter) and its leading term ``c^-1 ln(kappa/(alpha z0))``; middle: the relative
+    deviation ``|tau alpha^2 / T - 1|`` (mean and spread of the starts), which must vanish as alpha -> 0;
+    right (when given): ``tau alpha^2`` against ``zeta0 = alpha z0`` at one small alpha, with ``T(zeta0)``."""
     import matplotlib.pyplot as plt
 
     al = np.asarray(alphas, dtype=float)
     T = tau * al[:, None] ** 2
+    three = zeta0s is not None and zeta_T is not None
     with style_context():
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 4.0))
+        fig, axes = plt.subplots(1, 3 if three else 2, figsize=(15.0 if three else 10.5, 4.2))
+        a1, a2 = axes[0], axes[1]
         for r in range(T.shape[1]):
             a1.plot(al, T[:, r], "o", ms=4, color=colour_for("degenerate"), alpha=0.7,
                     label="measured (each start)" if r == 0 else None)
         ok = np.isfinite(predicted)
         a1.plot(al[ok], predicted[ok], "-", color=colour_for("theory"),
-                label="scaled reduction (computed c, kappa)")
+                label="scaled reduction T(alpha z0), no fit")
         a1.plot(al[ok], leading[ok], "--", color=OKABE_ITO["skyblue"],
                 label="leading term c^-1 ln(kappa/(alpha z0))")
         a1.axvline(kappa / z0, color=OKABE_ITO["orange"], ls=":",
                    label="alpha z0 = kappa (start past the fold)")
         a1.set_xscale("log")
-        a1.set_xlabel("skip strength alpha")
+        a1.set_xlabel(f"skip strength alpha  (z0 = {z0:g})")
         a1.set_ylabel("escape time x alpha^2  (tau alpha^2)")
-        a1.legend(loc="lower left")
-        d = T[ok] - predicted[ok, None]
-        err = np.nanstd(d, axis=1, ddof=1) if d.shape[1] > 1 else None
-        a2.errorbar(al[ok], np.nanmean(d, axis=1), yerr=err, fmt="o-", color=colour_for("degenerate"),
-                    capsize=3, label="measured - predicted (mean, sd over starts)")
-        a2.axhline(0, color=colour_for("theory"), lw=0.8)
+        a1.legend(loc="lower left", fontsize=8)
+        d = np.abs(T[ok] / predicted[ok, None] - 1)
+        lo, hi = np.nanmin(d, axis=1), np.nanmax(d, axis=1)
+        mid = np.nanmean(d, axis=1)
+        a2.errorbar(al[ok], mid, yerr=[mid - lo, hi - mid], fmt="o-", color=colour_for("degenerate"),
+                    capsize=3, label="|measured / predicted - 1| (mean, range over starts)")
         a2.set_xscale("log")
+        a2.set_yscale("log")
         a2.set_xlabel("skip strength alpha")
-        a2.set_ylabel("tau alpha^2 measured - predicted")
-        a2.legend(loc="best")
+        a2.set_ylabel("relative deviation from T(alpha z0)")
+        a2.legend(loc="upper left", fontsize=8)
+        if three:
+            a3 = axes[2]
+            zs = np.asarray(zeta0s, dtype=float)
+            for r in range(zeta_T.shape[1]):
+                a3.plot(zs, zeta_T[:, r], "o", ms=4, color=colour_for("degenerate"), alpha=0.7,
+                        label="measured (each start)" if r == 0 else None)
+            if zeta_predicted is not None:
+                zp = np.asarray(zeta_predicted, dtype=float)
+                fine = np.isfinite(zp)
+                a3.plot(zs[fine], zp[fine], "-", color=colour_for("theory"),
+                        label="scaled reduction T(zeta0)")
+            a3.axvline(kappa, color=OKABE_ITO["orange"], ls=":", label="zeta0 = kappa (the fold)")
+            a3.set_xscale("log")
+            a3.set_xlabel(f"zeta0 = alpha z0  (alpha = {zeta_alpha:g})")
+            a3.set_ylabel("escape time x alpha^2  (tau alpha^2)")
+            a3.legend(loc="lower left", fontsize=8)
         if title:
             fig.suptitle(title)
     return fig
