@@ -197,3 +197,14 @@ def test_list_names_every_deep_preset(capsys):
     for preset in ("smoke", "orhan-pitkow", "skip-degeneracy", "fair-comparison", "dead-branches",
                    "parker-hoang", "parker-hoang-ablation"):
         assert f"  {preset}: " in text
+
+
+def test_note_is_report_metadata_for_an_experiment_without_a_note_field(tmp_path):
+    """``--note`` reaches the report of every deep experiment, also those whose config has no ``note``
+    field (the curvature ones; it used to be refused as an unknown setting)."""
+    out = tmp_path / "ns"
+    r = _run(["--preset", "nullspace-small", "--out", str(out), "--data", "synthetic", "--threads", "1",
+              "--no-progress", "--note", "reduced run for a test"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "report.json").read_text())["meta"]["note"] == "reduced run for a test"
+    assert "> **reduced run for a test**" in (out / "report.md").read_text()

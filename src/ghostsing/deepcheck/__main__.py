@@ -11,8 +11,9 @@ Usage::
 Presets are those of the registered experiments of kind ``deep``
 (:func:`ghostsing.experiments.registry.find_preset`; ``experiment:preset`` when a name is ambiguous).  The
 flags ``--epochs --seeds --depth --width --skips --datasets --n-train --n-test --batch-size --lr
---optimizer --device --data --data-root --note`` and ``--set key=value`` set fields of the experiment's
-config (``--depth`` sets ``depths``); a field the experiment does not have is an error naming the
+--optimizer --device --data --data-root`` and ``--set key=value`` set fields of the experiment's
+config (``--depth`` sets ``depths``); ``--note`` is a line at the top of the report, for every
+experiment; a field the experiment does not have is an error naming the
 allowed ones.  A TOML file (``--config``) holds ``preset = "<name>"`` and any fields.  The run goes
 through :func:`ghostsing.experiments.report.run_experiment`, which writes ``config.json``,
 ``report.json``, ``report.md`` and ``arrays.npz`` beside the figures and checkpoints.  A run killed at any
@@ -26,6 +27,7 @@ data a run used.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tomllib
@@ -38,7 +40,7 @@ PROG = "python -m ghostsing.deepcheck"
 FLAG_FIELDS = {
     "epochs": "epochs", "seeds": "seeds", "depth": "depths", "width": "width", "skips": "skips",
     "datasets": "datasets", "n_train": "n_train", "n_test": "n_test", "batch_size": "batch_size", "lr": "lr",
-    "optimizer": "optimizer", "device": "device", "data": "data", "data_root": "data_root", "note": "note",
+    "optimizer": "optimizer", "device": "device", "data": "data", "data_root": "data_root",
 }
 
 
@@ -144,6 +146,8 @@ def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple
         overrides["batch_size"] = None
     for k, v in args.set:
         overrides[k] = v
+    if args.note is not None and "note" in {f.name for f in dataclasses.fields(exp.config_type)}:
+        overrides["note"] = args.note  # experiments that print the note themselves; for the others it is meta
     return exp, exp.config(key, overrides), key
 
 
@@ -196,8 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         out = args.out or Path("deepcheck-runs") / key
         meta = {"preset": key, **_device_meta(cfg)}
-        if getattr(cfg, "note", ""):
-            meta["note"] = cfg.note
+        note = args.note or getattr(cfg, "note", "")  # --note is run metadata, valid for every experiment
+        if note:
+            meta["note"] = note
         output, json_path = run_experiment(exp, cfg, out, resume=args.resume, progress=not args.no_progress,
                                            meta=meta)
     except UnsafePickleError as exc:
