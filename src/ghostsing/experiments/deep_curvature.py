@@ -1,4 +1,6 @@
-r"""Shared pieces of the curvature experiments (one idea: the small-net toolkit they all stand on).
+r"""Shared pieces of the curvature experiments.
+
+One idea: the small-net toolkit the curvature experiments all stand on.
 
 The curvature experiments are registered in four modules, each a protocol of a seed paper or of the
 reduced model:
@@ -16,8 +18,10 @@ reduced model:
 
 This module holds what they share: CIFAR features (:func:`features`: images average-pooled to
 ``32/pool`` squared pixels, normalised per channel, float64), a small MLP with a chosen activation and skip
-strength (:class:`ActMLP`), convergence to a stationary point (:func:`converge`: Adam, then L-BFGS until
-``|grad L| <= grad_tol``), the top Hessian eigenvalue by warm-started power iteration on the package's
+(:class:`ActMLP`), convergence with a certificate (:func:`converge`: L-BFGS until ``|grad L| <= grad_tol``,
+then optionally :func:`newton_polish`, damped Newton on the dense Hessian, which says whether the end point
+is a critical point, a nonsmooth stationary point -- a ReLU kink -- or neither), an L2-penalised loss
+(:func:`penalised`), the top Hessian eigenvalue by warm-started power iteration on the package's
 :class:`~ghostsing.deepcheck.operators.CurvatureOperator` (:func:`sharpness`), the per-unit result cache
 (:func:`cached_units`) and the common config checks (:func:`check_data_fields`).
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +39,11 @@ import torch
 from torch import nn
 
 from ghostsing._io import read_json, to_jsonable, write_json_atomic
+from ghostsing.deepcheck.operators import FlatLoss
 from ghostsing.validation import check_choice, check_int, check_seeds
 
-__all__ = ["features", "ActMLP", "StackedMLP", "block_sharpness", "converge", "sharpness", "cached_units",
+__all__ = ["features", "ActMLP", "StackedMLP", "block_sharpness", "converge", "newton_polish", "POLISH_KINDS",
+           "penalised", "sharpness", "cached_units",
            "check_data_fields",
            "ACTIVATIONS", "DATA_MODES", "POOLS", "mse_onehot", "set_threads", "device_of",
            "one_group_test"]
@@ -112,20 +119,30 @@ def mse_onehot(n_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.T
 
 
 class ActMLP(nn.Module):
-    """``h_1 = g(W_1 x + b_1)``, ``h_l = g(W_l h_{l-1} + b_l) + alpha h_{l-1}``, logits ``W h_depth + b``.
+    """``h_1 = g(W_1 x + b_1)``, ``h_l = g(W_l h_{l-1} + b_l) + D h_{l-1}``, logits ``W h_depth + b``.
 
-    ``depth = 0`` is the linear model ``W x + b``.  ``g`` in :data:`ACTIVATIONS`; ``alpha = 0`` the plain net,
-    ``alpha = 1`` the residual one (for ReLU
-    the same nets as :class:`ghostsing.deepcheck.nets.MLP` with skip ``none`` / ``scaled:alpha``).
-    PyTorch's ``nn.Linear`` initialisation drawn from ``torch.Generator().manual_seed(seed)``.
+    ``depth = 0`` is the linear model ``W x + b``.  ``g`` in :data:`ACTIVATIONS`; ``D = alpha I`` (``alpha
+    = 0`` the plain net, ``alpha = 1`` the residual one), or, when ``skip`` is given, the diagonal of that
+    skip string (``none``, ``identity``, ``lowrank:k``, ``scaled:alpha``; :func:`ghostsing.deepcheck.nets.
+    parse_skip`).  For ReLU these are the same nets as :class:`ghostsing.deepcheck.nets.MLP` with that skip
+    (``scaled:alpha`` for ``alpha``), with the same initial weights: PyTorch's ``nn.Linear``
+    initialisation drawn from ``torch.Generator().manual_seed(seed)`` in layer order.
     """
 
     def __init__(self, in_dim: int, width: int, depth: int, n_classes: int, activation: str = "relu",
-                 alpha: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.float64):
+                 alpha: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.float64,
+                 skip: str | None = None):
         super().__init__()
         check_choice("activation", activation, ACTIVATIONS)
         self.act = {"relu": torch.relu, "tanh": torch.tanh, "gelu": nn.functional.gelu}[activation]
         self.alpha = float(alpha)
+        if skip is None:
+            diag = torch.full((width,), self.alpha, dtype=dtype)
+        else:
+            from ghostsing.deepcheck.nets import parse_skip
+
+            diag = parse_skip(skip).diag(width).to(dtype)
+        self.register_buffer("skip_diag", diag)
         g = torch.Generator().manual_seed(int(seed))
         dims = [in_dim] + [width] * depth + [n_classes]
         self.linears = nn.ModuleList()
@@ -142,14 +159,38 @@ class ActMLP(nn.Module):
             return self.linears[0](x)
         h = self.act(self.linears[0](x))
         for lin in self.linears[1:-1]:
-            h = self.act(lin(h)) + self.alpha * h
+            h = self.act(lin(h)) + self.skip_diag * h
         return self.linears[-1](h)
 
 
-def converge(fl, *, lbfgs_iters: int = 3000, grad_tol: float = 1e-6) -> tuple[torch.Tensor, dict]:
+def penalised(fl, weight_decay: float):
+    """``fl`` (a :class:`~ghostsing.deepcheck.operators.FlatLoss`) with ``L(theta) + (weight_decay / 2)
+    |theta|^2`` as its :meth:`fn` (and so its gradient and Hessian); ``weight_decay = 0`` returns ``fl``."""
+    if weight_decay == 0:
+        return fl
+    kw = {f.name: getattr(fl, f.name) for f in fields(fl)}
+    return PenalisedLoss(**kw, weight_decay=float(weight_decay))
+
+
+@dataclass(frozen=True)
+class PenalisedLoss(FlatLoss):
+    """A :class:`~ghostsing.deepcheck.operators.FlatLoss` plus ``(weight_decay / 2) |theta|^2``
+    (:func:`penalised`)."""
+
+    weight_decay: float = 0.0
+
+    def fn(self, theta: torch.Tensor) -> torch.Tensor:
+        return super().fn(theta) + 0.5 * self.weight_decay * (theta * theta).sum()
+
+
+def converge(fl, *, lbfgs_iters: int = 3000, grad_tol: float = 1e-6, newton_steps: int = 0,
+             **newton) -> tuple[torch.Tensor, dict]:
     """Polish ``fl.theta`` (a :class:`~ghostsing.deepcheck.operators.FlatLoss`) with full-batch L-BFGS
-    (strong-Wolfe line search, float64) until ``|grad L| <= grad_tol`` or ``lbfgs_iters`` iterations;
-    returns the point and ``{grad_norm, loss, iters, converged}``."""
+    (strong-Wolfe line search, float64) until ``|grad L| <= grad_tol`` or ``lbfgs_iters`` iterations, then,
+    when ``newton_steps > 0`` and L-BFGS stopped short, with at most ``newton_steps`` damped-Newton steps
+    (:func:`newton_polish`, keywords ``newton``).  Returns the point and ``{grad_norm, loss, iters,
+    converged, kind}`` (``kind``: :func:`newton_polish`'s certificate; without the Newton phase
+    ``converged`` or ``not stationary``), plus the Newton phase's record under ``newton``."""
     theta = fl.theta.detach().clone().requires_grad_(True)
     opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=50, history_size=50, tolerance_grad=grad_tol / 10,
                             tolerance_change=0.0, line_search_fn="strong_wolfe")
@@ -169,7 +210,99 @@ def converge(fl, *, lbfgs_iters: int = 3000, grad_tol: float = 1e-6) -> tuple[to
         if gn <= grad_tol or not math.isfinite(gn):
             break
     th = theta.detach()
-    return th, {"grad_norm": gn, "loss": float(fl.fn(th)), "iters": it, "converged": gn <= grad_tol}
+    info = {"grad_norm": gn, "loss": float(fl.fn(th)), "iters": it, "converged": gn <= grad_tol,
+            "kind": "converged" if gn <= grad_tol else "not stationary", "lbfgs_grad_norm": gn}
+    if newton_steps > 0 and gn > grad_tol and math.isfinite(gn):
+        th, rec = newton_polish(fl, th, grad_tol=grad_tol, max_steps=newton_steps, **newton)
+        info.update(grad_norm=rec["grad_norm"], loss=rec["loss"], converged=rec["kind"] == "converged",
+                    kind=rec["kind"], newton=rec)
+    return th, info
+
+
+#: the certificates of :func:`newton_polish`
+POLISH_KINDS: tuple[str, ...] = ("converged", "stationary", "not stationary")
+
+
+def newton_polish(fl, theta: torch.Tensor, *, grad_tol: float = 1e-6, max_steps: int = 200,
+                  stall_tol: float = 1e-10, stall_steps: int = 10, damping_max: float = 1e8,
+                  damping0: float = 1e-3) -> tuple[torch.Tensor, dict]:
+    r"""Damped Newton (Levenberg-Marquardt) on the dense Hessian of ``fl`` from ``theta``, with a
+    certificate of what the end point is.
+
+    Each step solves ``(|H| + mu I) d = -grad L`` (``|H| = V |Lambda| V^T`` from the eigendecomposition of
+    the dense Hessian, :meth:`~ghostsing.deepcheck.operators.FlatLoss.hessian`, so every ``d`` is a descent
+    direction, also at saddles).  ``d`` is taken when it lowers the loss, or when the loss change is below
+    float resolution (``8 eps |L|``) and ``|grad L|`` falls (near a smooth minimum the decrease ``~|grad
+    L|^2 / lambda`` is not resolvable, the gradient is); then ``mu`` is divided by 4, down to ``1e-12
+    lambda_max``, and the Hessian recomputed unless ``mu > lambda_max`` (there the step is nearly ``-grad L
+    / mu`` whatever the Hessian).  Otherwise ``mu`` is multiplied by 10, same Hessian.  ``mu`` starts at
+    ``damping0 lambda_max``.  A step is one trial, taken or not.  The certificate ``kind``:
+
+    * ``converged``: ``|grad L| <= grad_tol`` -- a true critical point;
+    * ``stationary``: ``mu > damping_max`` (absolute), the loss fell by less than ``stall_tol |L|`` over the
+      last ``stall_steps`` steps, and the last step's first-order predicted decrease ``-grad L . d ~
+      |grad L|^2 / mu`` was resolvable (``>= 1000 eps |L|``): a smooth loss would have fallen by about that
+      much, this one did not.  The (one-sided) gradient does not vanish, yet no step down to gradient steps
+      of length ``|grad L| / mu`` lowers the loss -- a nonsmooth minimum (for ReLU nets: on a kink, some
+      pre-activations exactly 0).  Not a critical point;
+    * ``not stationary``: neither within ``max_steps`` steps.
+
+    Returns the end point and ``{kind, grad_norm, loss, steps, accepted, damping, loss_change,
+    predicted_decrease}`` (``loss_change``: relative loss decrease over the last ``stall_steps`` steps;
+    ``predicted_decrease``: the last step's ``-grad L . d / |L|``)."""
+    eps = torch.finfo(theta.dtype).eps
+    th = theta.detach().clone()
+    fl = _with_theta(fl, th)
+    g, loss = fl.gradient(th)
+    hist = [loss]
+    kind, steps, accepted, mu, floor, lam, pred = "not stationary", 0, 0, float("nan"), 0.0, 0.0, float("nan")
+    ev = vecs = None
+    while True:
+        gn = float(g.norm())
+        change = ((hist[-1 - stall_steps] - hist[-1]) / abs(hist[-1]) if len(hist) > stall_steps
+                  else float("inf"))
+        if gn <= grad_tol:
+            kind = "converged"
+            break
+        if mu > damping_max and change < stall_tol and pred >= 1e3 * eps:
+            kind = "stationary"
+            break
+        if steps >= max_steps or not math.isfinite(gn):
+            break
+        if ev is None:
+            ev, vecs = torch.linalg.eigh(fl.hessian().to_dense().to(th.dtype))
+            lam = float(ev.abs().max())
+            floor = 1e-12 * max(lam, 1e-300)
+            mu = damping0 * lam if not math.isfinite(mu) else max(mu, floor)
+        d = -vecs @ ((vecs.T @ g) / (ev.abs() + mu))
+        pred = float(-(g @ d)) / abs(loss)
+        trial = float(fl.fn(th + d))
+        steps += 1
+        take = math.isfinite(trial) and trial < loss
+        if not take and math.isfinite(trial) and abs(trial - loss) <= 8 * eps * abs(loss):
+            g_new, _ = fl.gradient(th + d)
+            take = float(g_new.norm()) < gn
+        if take:
+            th = th + d
+            g, loss = fl.gradient(th)
+            fl = _with_theta(fl, th)
+            accepted, mu = accepted + 1, max(mu / 4, floor)
+            if mu < lam:  # the Hessian shapes the step: recompute it (else the step is ~ -g / mu anyway)
+                ev = None
+        else:
+            mu *= 10
+        hist.append(loss)
+    change = (hist[-1 - stall_steps] - hist[-1]) / abs(hist[-1]) if len(hist) > stall_steps else float("nan")
+    return th, {"kind": kind, "grad_norm": float(g.norm()), "loss": float(loss), "steps": steps,
+                "accepted": accepted, "damping": mu, "loss_change": change, "predicted_decrease": pred,
+                "grad_tol": grad_tol, "stall_tol": stall_tol, "stall_steps": stall_steps,
+                "damping_max": damping_max}
+
+
+def _with_theta(fl, theta: torch.Tensor):
+    from dataclasses import replace
+
+    return replace(fl, theta=theta.detach())
 
 
 def sharpness(op, v0: torch.Tensor | None = None, iters: int = 20, tol: float = 1e-4,

@@ -33,6 +33,20 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}g}" if isinstance(x, (int, float)) else str(x)
 
 
+def _command_line() -> str:
+    """The command line of this process, shell-quoted; ``python -m pkg.mod`` for a module run with ``-m``
+    (whose ``argv[0]`` is the path of its ``__main__.py``)."""
+    import shlex
+
+    prog = Path(sys.argv[0])
+    head = prog.name
+    if head == "__main__.py" and "ghostsing" in prog.parent.parts:
+        parts = prog.parent.parts
+        i = len(parts) - 1 - parts[::-1].index("ghostsing")
+        head = "python -m " + ".".join(parts[i:])
+    return " ".join([head, *(shlex.quote(a) for a in sys.argv[1:])])
+
+
 def run_meta(started: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
     """Versions, host, times and command line of a run (torch's version if torch was imported)."""
     import ghostsing
@@ -45,7 +59,7 @@ def run_meta(started: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
         "started_utc": started,
         "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_time_s": wall_time_s,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": _command_line(),
     }
     if "torch" in sys.modules:
         meta["torch_version"] = sys.modules["torch"].__version__

@@ -50,38 +50,57 @@ def plot_nullspace(units: Sequence[Mapping], out_dir: Path, stem: str = "nullspa
 
 
 def plot_hessian_fractions(units: Mapping[str, Mapping], taus: Sequence[float], sweep: Sequence[str],
-                           width: int, out_dir: Path, stem: str = "hessian_fractions") -> tuple[str, ...]:
-    """Left: ``f_deg(tau)`` per arm (mean, seed range shaded); middle: ``f_neg(tau)``; right: the
-    degenerate-skip sweep, ``f_deg`` at the predicted tau against the skip rank, one dot per seed."""
+                           width: int, out_dir: Path, stem: str = "hessian_fractions",
+                           prefixes: Sequence[tuple[str, str]] = (("relu", ""),)) -> tuple[str, ...]:
+    """One row per net set ``(label, key prefix)`` of ``prefixes`` (e.g. ReLU nets and a smooth control
+    set).  Left: ``f_deg(tau)`` per arm (mean, seed range shaded); middle: ``f_neg(tau)``; right: the
+    degenerate-skip sweep, ``f_deg`` at the predicted tau against the skip rank, one dot per seed (filled:
+    the net reached a critical point, open: a kink-stationary point or neither)."""
     with style_context():
-        fig, ax = plt.subplots(1, 3, figsize=(13, 4))
+        fig, axes = plt.subplots(len(prefixes), 3, figsize=(13, 4 * len(prefixes)), squeeze=False)
         t = np.asarray(taus)
-        arms = list(sweep) + (["control"] if any(k.startswith("control_") for k in units) else [])
-        extra = iter(colour_for(k) for k in ("degenerate", "global", "random", "line"))
         fixed = {"none": colour_for("plain"), "identity": colour_for("residual"),
                  "control": colour_for("other")}
-        for s in arms:
-            g = [u for k, u in units.items() if k.rsplit("_s", 1)[0] == s]
-            label = {"none": "plain", "identity": "residual",
-                     "control": "plain, other seeds (control)"}.get(s, s)
-            c = fixed[s] if s in fixed else next(extra, colour_for(s))
-            for j, field in ((0, "f_deg_curve"), (1, "f_neg_curve")):
-                v = np.array([u[field] for u in g])
-                ax[j].plot(t, v.mean(0), "o-", color=c, ms=3, label=label)
-                ax[j].fill_between(t, v.min(0), v.max(0), color=c, alpha=0.15)
-            if s != "control":
-                ax[2].scatter([g[0]["rank"]] * len(g), [u["f_deg"] for u in g], color=c, s=14)
-        for j, lab in ((0, "f_deg(tau) = P[|lambda| < tau lambda_max]"),
-                       (1, "f_neg(tau) = P[lambda < -tau lambda_max]")):
-            ax[j].set_xscale("log")
-            ax[j].set_xlabel("tau")
-            ax[j].set_ylabel(lab)
-            ax[j].legend(fontsize=7)
-        ax[2].set_xlabel(f"skip rank k (0 plain, {width} residual)")
-        ax[2].set_ylabel("f_deg at the predicted tau (per seed)")
-        ax[2].set_title("degenerate-skip sweep")
-        grad = max(u["grad_norm"] for u in units.values())
-        fig.suptitle(f"Hessian eigenvalue fractions after Adam + L-BFGS (largest |grad L| {grad:.2g})")
+        for ax, (act, prefix) in zip(axes, prefixes, strict=True):
+            mine = {k[len(prefix):]: u for k, u in units.items()
+                    if k.startswith(prefix) and (prefix or "-" not in k.split("_s")[0])}
+            arms = list(sweep) + (["control"] if any(k.startswith("control_") for k in mine) else [])
+            extra = iter(colour_for(k) for k in ("degenerate", "global", "random", "line"))
+            for s in arms:
+                g = [u for k, u in mine.items() if k.rsplit("_s", 1)[0] == s]
+                label = {"none": "plain", "identity": "residual",
+                         "control": "plain, other seeds (control)"}.get(s, s)
+                c = fixed[s] if s in fixed else next(extra, colour_for(s))
+                for j, field in ((0, "f_deg_curve"), (1, "f_neg_curve")):
+                    v = np.array([u[field] for u in g])
+                    ax[j].plot(t, v.mean(0), "o-", color=c, ms=3, label=label)
+                    ax[j].fill_between(t, v.min(0), v.max(0), color=c, alpha=0.15)
+                if s != "control":
+                    crit = [u.get("kind", "") == "converged" for u in g]
+                    ax[2].scatter([g[0]["rank"]] * len(g), [u["f_deg"] for u in g], s=16,
+                                  facecolors=[c if k else "none" for k in crit], edgecolors=c)
+            for j, lab in ((0, "f_deg(tau) = P[|lambda| < tau lambda_max]"),
+                           (1, "f_neg(tau) = P[lambda < -tau lambda_max]")):
+                ax[j].set_xscale("log")
+                ax[j].set_xlabel("tau (threshold / lambda_max)")
+                ax[j].set_ylabel(lab)
+                ax[j].legend(fontsize=7)
+            ax[2].set_xlabel(f"skip rank k (0 plain, {width} residual)")
+            ax[2].set_ylabel("f_deg at the predicted tau (per seed)")
+            n_crit = sum(u.get("kind", "") == "converged" for u in mine.values())
+            n_kink = sum(u.get("kind", "") == "stationary" for u in mine.values())
+            grad = max(u["grad_norm"] for u in mine.values())
+            ax[0].set_title(f"{act}: {n_crit} critical, {n_kink} kink of {len(mine)} nets "
+                            f"(largest |grad L| {grad:.2g})", fontsize=9)
+            ax[2].set_title(f"{act}: degenerate-skip sweep (filled: critical point)", fontsize=9)
+            wd = max(float(u.get("weight_decay", 0.0)) for u in mine.values())
+            if wd > 0:  # the penalty lifts every eigenvalue: the curves are floored below wd / lambda_max
+                floor = wd / float(np.median([u["lambda_max"] for u in mine.values()]))
+                for j in (0, 1):
+                    ax[j].axvline(floor, color=colour_for("theory"), ls=":", lw=1,
+                                  label=f"penalty {wd:g} / median lambda_max")
+                ax[0].legend(fontsize=7)
+        fig.suptitle("Hessian eigenvalue fractions at the certified end points (Adam, L-BFGS, damped Newton)")
         return save_figure(fig, out_dir, stem)
 
 
@@ -155,22 +174,29 @@ def plot_lowell(units: Mapping[str, Mapping], sizes: Sequence[int], seeds: Seque
 
 
 def plot_llc_sweep(units: Mapping[str, Mapping], gamma_grid: Sequence[float], step_grid: Sequence[float],
-                   gamma0: float, step0: float, out_dir: Path, stem: str = "llc") -> tuple[str, ...]:
-    """Left: LLC against the localisation gamma_rel, middle: against the step step_rel (one line per swept
-    net, the central setting included); right: the central LLC per arm and seed."""
+                   gamma0: float, step0: float, out_dir: Path, stem: str = "llc",
+                   time_grid: Sequence[float] = ()) -> tuple[str, ...]:
+    """LLC against the localisation gamma_rel, against the step step_rel and (with ``time_grid``) against the
+    sampling-time factor (one line per swept net, the central setting included); last panel: the central
+    LLC per arm and seed."""
+    grids = [(gamma_grid, "gamma_sweep", gamma0, "gamma_rel (gamma = gamma_rel sqrt(n beta))"),
+             (step_grid, "step_sweep", step0, "step_rel (eps a_max)")]
+    if time_grid:
+        grids.append((time_grid, "time_sweep", 1.0, "sampling time / central (draws and burn-in x factor)"))
     with style_context():
-        fig, ax = plt.subplots(1, 3, figsize=(13, 4))
+        fig, ax = plt.subplots(1, len(grids) + 1, figsize=(4.4 * (len(grids) + 1), 4))
         for u in units.values():
             if "gamma_sweep" not in u:
                 continue
             c = colour_for(u["arm"])
-            for j, (grid, key, x0) in enumerate(((gamma_grid, "gamma_sweep", gamma0),
-                                                 (step_grid, "step_sweep", step0))):
+            for j, (grid, key, x0, _) in enumerate(grids):
+                if key not in u:
+                    continue
                 xs = np.array(list(grid) + [x0])
                 ys = np.array([r["llc"] for r in u[key]] + [u["central"]["llc"]])
                 o = np.argsort(xs)
                 ax[j].plot(xs[o], ys[o], "o-", color=c, ms=3, lw=1, alpha=0.8)
-        for j, lab in ((0, "gamma_rel (gamma = gamma_rel sqrt(n beta))"), (1, "step_rel (eps a_max)")):
+        for j, (_, _, _, lab) in enumerate(grids):
             ax[j].set_xscale("log")
             ax[j].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax[j].set_xlabel(lab)
@@ -178,14 +204,16 @@ def plot_llc_sweep(units: Mapping[str, Mapping], gamma_grid: Sequence[float], st
         arms = sorted({u["arm"] for u in units.values()}, key=["plain", "residual", "control"].index)
         for i, a in enumerate(arms):
             v = [u["central"]["llc"] for u in units.values() if u["arm"] == a]
-            ax[2].scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v,
-                          color=colour_for(a if a != "control" else "other"), s=16)
-        ax[2].set_xticks(range(len(arms)), arms)
-        ax[2].set_ylabel("LLC at the central setting (per seed)")
+            ax[-1].scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v,
+                           color=colour_for(a if a != "control" else "other"), s=16)
+        ax[-1].set_xticks(range(len(arms)), arms)
+        ax[-1].set_xlabel("arm")
+        ax[-1].set_ylabel("LLC at the central setting (per seed)")
         for a in ("plain", "residual"):
             ax[0].plot([], [], color=colour_for(a), label=a)
         ax[0].legend(fontsize=8)
-        fig.suptitle("Local learning coefficient: plateau in gamma and step, plain vs residual")
+        fig.suptitle("Local learning coefficient: plateau in gamma, step and sampling time; plain vs "
+                     "residual")
         return save_figure(fig, out_dir, stem)
 
 
