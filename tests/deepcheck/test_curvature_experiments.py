@@ -4,6 +4,7 @@ small preset end to end through the registry and the one report writer (syntheti
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -138,3 +139,22 @@ def test_small_preset_end_to_end(name, tmp_path):
     out2, _ = run_experiment(exp, cfg, tmp_path, resume=True, progress=False)
     assert [p.effect for p in out2.predictions] == pytest.approx([p.effect for p in out.predictions],
                                                                  nan_ok=True)
+
+
+def test_slt_fixed_time_scales_draws_with_the_step():
+    """With fixed_time, a 4x smaller step gets 4x the draws and burn-in (the same SGLD time), and the time
+    grid multiplies both; without it the draws stay fixed."""
+    from ghostsing.experiments.deep_curvature_slt import SLTConfig, _llc
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (60,), generator=g)
+    fl = flat_loss(ActMLP(3, 2, 1, 3, "relu", 0.0, 0), torch.nn.functional.cross_entropy, x, y)
+    cfg = SLTConfig(seeds=(0,), sweep_seeds=0, step_rel=0.02, chains=1, draws=20, burnin=4)
+    r = _llc(fl, fl.theta, 60, cfg, 0.05, 0.005)
+    assert (r["draws"], r["burnin"]) == (80, 16)
+    r = _llc(fl, fl.theta, 60, cfg, 0.05, 0.02, time=2.0)
+    assert (r["draws"], r["burnin"]) == (40, 8)
+    assert {"llc_first_half", "llc_second_half"} <= set(r)
+    r = _llc(fl, fl.theta, 60, replace(cfg, fixed_time=False), 0.05, 0.005)
+    assert (r["draws"], r["burnin"]) == (20, 4)

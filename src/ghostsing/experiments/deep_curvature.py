@@ -6,12 +6,12 @@ The curvature experiments are registered in four modules, each a protocol of a s
 reduced model:
 
 * :mod:`~ghostsing.experiments.deep_curvature_hessian` -- ``hessian`` (Orhan & Pitkow's degenerate and
-  negative Hessian eigenvalues at converged points, the degenerate-skip sweep) and ``nullspace`` (the
+  negative Hessian eigenvalues at certified end points, the degenerate-skip sweep) and ``nullspace`` (the
   Hessian null space each dead or duplicated unit creates, against dense eigenvalues);
 * :mod:`~ghostsing.experiments.deep_curvature_gd` -- ``eos`` (edge of stability by Cohen et al.'s
   protocol) and ``lowell`` (Lowell's gradient singularity: max |grad L| at matched loss against n);
 * :mod:`~ghostsing.experiments.deep_curvature_slt` -- ``slt`` (the local learning coefficient with
-  ``n >> d ln n``, a sweep of the localisation and the step);
+  ``n >> d ln n``, a sweep of the localisation, the step and the sampling time);
 * :mod:`~ghostsing.experiments.deep_curvature_bridge` -- ``bridge`` (deep MLPs with ``scaled:alpha``
   skips started on an overlap singularity: passage time against alpha, compared with the reduced model's
   laws).

@@ -9,18 +9,27 @@ What makes the estimate mean something here (each checked in the report):
 * ``n >> d ln n`` -- small ReLU MLPs (``d`` about 150) on all ``n_train`` CIFAR images pooled to
   ``3 (32/pool)^2`` features, so ``n / (d ln n)`` is about 10 (the estimator's ``n beta = n / ln n`` scale
   then bounds nothing: ``(n / ln n)(ln C - L*)`` is far above ``d/2``);
-* a converged ``w*`` -- full-batch L-BFGS until ``|grad L| <= grad_tol``
-  (:func:`~ghostsing.experiments.deep_curvature.converge`), the gradient norm reported;
+* a certified ``w*`` -- full-batch L-BFGS, then damped Newton on the dense Hessian
+  (:func:`~ghostsing.experiments.deep_curvature.converge`): each ``w*`` is a critical point (``|grad L| <=
+  grad_tol``), a nonsmooth stationary point (a ReLU kink: no damped-Newton step lowers the loss) or neither,
+  and the counts are reported;
 * a plateau -- on ``sweep_seeds`` nets per arm the estimate is repeated over a grid of the localisation
-  ``gamma_rel`` (``gamma = gamma_rel sqrt(n beta)``) and of the SGLD step ``step_rel`` (``eps = step_rel /
-  (n beta lambda_max + gamma)``), and its largest relative deviation from the central setting reported;
+  ``gamma_rel`` (``gamma = gamma_rel sqrt(n beta)``), of the SGLD step ``step_rel`` (``eps = step_rel /
+  (n beta lambda_max + gamma)``) and of the sampling time (``time_grid``: the central setting with draws and
+  burn-in multiplied by each factor), and its largest relative deviation from the central setting reported.
+  With ``fixed_time`` the draws and burn-in at step ``s`` are ``draws step_rel / s`` and ``burnin step_rel /
+  s``, so every point of the step grid samples the same SGLD time ``steps x eps`` (at a fixed number of
+  draws a 4x smaller step covers a 4x shorter time, and a chain that has not equilibrated reads a smaller
+  LLC: the step grid would then measure the sampling time, not the step's discretisation bias).  The time
+  grid is the check that the chains are equilibrated at all: an estimate that still grows with the sampling
+  time is on no plateau;
 * ``E_w[L] - L(w*)`` small against ``L(w*)``.
 
 The sampler: :func:`ghostsing.deepcheck.probes.llc.estimate_llc`, unadjusted full-batch SGLD (so that
 the step is a swept parameter and not adapted), ``chains`` chains of ``draws`` draws after ``burnin``.
 
 Predictions: (1) plain nets have a lower LLC than residual nets; (2) the LLC is below ``d/2``; (3) the
-estimate is on a plateau: ``E = plateau_tol - max relative deviation over the gamma and step grids``;
+estimate is on a plateau: ``E = plateau_tol - max relative deviation over the gamma, step and time grids``;
 (4) ``E_w[L] - L(w*)`` below ``small_tol L(w*)``; (5) negative control: plain against plain nets with other
 seeds, no difference expected.
 """
@@ -36,6 +45,7 @@ import torch
 
 from ghostsing.experiments.base import Experiment, ExperimentOutput
 from ghostsing.experiments.deep_curvature import (
+    POLISH_KINDS,
     ActMLP,
     cached_units,
     check_data_fields,
@@ -67,10 +77,13 @@ class SLTConfig:
     depth: int = 2
     lbfgs_iters: int = 1000
     grad_tol: float = 1e-5
+    newton_steps: int = 300
     gamma_rel: float = 0.05
     step_rel: float = 0.02
     gamma_grid: tuple[float, ...] = (0.0125, 0.2)
     step_grid: tuple[float, ...] = (0.005, 0.04)
+    time_grid: tuple[float, ...] = (2.0,)
+    fixed_time: bool = True
     chains: int = 4
     draws: int = 600
     burnin: int = 200
@@ -78,6 +91,7 @@ class SLTConfig:
     small_tol: float = 0.05
     threads: int = 0
     device: str = "cpu"
+    note: str = ""
 
     def __post_init__(self) -> None:
         check_data_fields(self)
@@ -91,6 +105,9 @@ class SLTConfig:
         check_float("step_rel", self.step_rel, 0, 2, low_open=True, high_open=True)
         check_floats("gamma_grid", self.gamma_grid, 0, low_open=True)
         check_floats("step_grid", self.step_grid, 0, 2, low_open=True)
+        if self.time_grid:
+            check_floats("time_grid", self.time_grid, 0, 100, low_open=True)
+        check_int("newton_steps", self.newton_steps, 0)
         for name in ("chains", "draws"):
             check_int(name, getattr(self, name), 1)
         check_int("burnin", self.burnin, 0)
@@ -98,14 +115,22 @@ class SLTConfig:
         check_float("small_tol", self.small_tol, 0, 1, low_open=True)
 
 
-def _llc(fl, w_star, n: int, cfg: SLTConfig, gamma_rel: float, step_rel: float) -> dict:
+def _llc(fl, w_star, n: int, cfg: SLTConfig, gamma_rel: float, step_rel: float, time: float = 1.0) -> dict:
+    """One LLC estimate; with ``cfg.fixed_time`` the draws and burn-in scale as ``cfg.step_rel / step_rel``
+    (the same SGLD time at every step), and ``time`` multiplies both."""
     from ghostsing.deepcheck.probes.llc import SGLDConfig, estimate_llc
 
-    sg = SGLDConfig(num_chains=cfg.chains, num_draws=cfg.draws, num_burnin=cfg.burnin, sampler="sgld",
+    scale = time * (cfg.step_rel / step_rel if cfg.fixed_time else 1.0)
+    draws, burnin = max(1, round(cfg.draws * scale)), round(cfg.burnin * scale)
+    sg = SGLDConfig(num_chains=cfg.chains, num_draws=draws, num_burnin=burnin, sampler="sgld",
                     preconditioner="none", gamma_rel=gamma_rel, step_rel=step_rel)
     r = estimate_llc(fl, w_star, n, sg, seed=0)
+    half = r.loss_trace.shape[1] // 2
     return {"llc": r.llc, "llc_stderr": r.llc_stderr, "loss_star": r.loss_star,
-            "mean_loss": float(np.mean(r.loss_trace)), "flags": list(r.flags)}
+            "mean_loss": float(np.mean(r.loss_trace)), "flags": list(r.flags), "draws": draws,
+            "burnin": burnin,
+            "llc_first_half": float(r.nbeta * (r.loss_trace[:, :half].mean() - r.loss_star)),
+            "llc_second_half": float(r.nbeta * (r.loss_trace[:, half:].mean() - r.loss_star))}
 
 
 def _unit(cfg: SLTConfig, x, y, n_classes: int, key: str) -> dict:
@@ -116,7 +141,8 @@ def _unit(cfg: SLTConfig, x, y, n_classes: int, key: str) -> dict:
     alpha = ARMS["plain" if arm == "control" else arm]
     net = ActMLP(x.shape[1], cfg.width, cfg.depth, n_classes, "relu", alpha, seed).to(x.device)
     fl = flat_loss(net, torch.nn.functional.cross_entropy, x, y)
-    w_star, conv = converge(fl, lbfgs_iters=cfg.lbfgs_iters, grad_tol=cfg.grad_tol)
+    w_star, conv = converge(fl, lbfgs_iters=cfg.lbfgs_iters, grad_tol=cfg.grad_tol,
+                            newton_steps=cfg.newton_steps)
     n, d = len(y), fl.dim
     out = {"arm": arm, "seed": seed, "d": d, "n": n, "n_over_d_ln_n": n / (d * math.log(n)), **conv,
            "central": _llc(fl, w_star, n, cfg, cfg.gamma_rel, cfg.step_rel)}
@@ -124,6 +150,7 @@ def _unit(cfg: SLTConfig, x, y, n_classes: int, key: str) -> dict:
     if arm != "control" and seed in sweep_seeds:
         out["gamma_sweep"] = [_llc(fl, w_star, n, cfg, g, cfg.step_rel) for g in cfg.gamma_grid]
         out["step_sweep"] = [_llc(fl, w_star, n, cfg, cfg.gamma_rel, e) for e in cfg.step_grid]
+        out["time_sweep"] = [_llc(fl, w_star, n, cfg, cfg.gamma_rel, cfg.step_rel, t) for t in cfg.time_grid]
     return out
 
 
@@ -142,18 +169,26 @@ def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool =
         return [units[f"{a}_s{s}"]["central"]["llc"] for s in seeds]
 
     d = units[keys[0]]["d"]
-    n_conv = sum(u["converged"] for u in units.values())
+    kinds = {k: sum(u.get("kind", "converged" if u["converged"] else "not stationary") == k
+                    for u in units.values()) for k in POLISH_KINDS}
+    n_conv = kinds["converged"]
     dev, excess = [], []
+    grid_dev: dict[str, list[float]] = {"gamma_sweep": [], "step_sweep": [], "time_sweep": []}
     for u in units.values():
         c = u["central"]["llc"]
-        sw = [r["llc"] for r in u.get("gamma_sweep", []) + u.get("step_sweep", [])]
+        for g in grid_dev:
+            grid_dev[g] += [abs(r["llc"] / c - 1) for r in u.get(g, [])]
+        sw = [r["llc"] for g in grid_dev for r in u.get(g, [])]
         if sw:
             dev.append(max(abs(v / c - 1) for v in sw))
         excess.append((u["central"]["mean_loss"] - u["central"]["loss_star"]) / u["central"]["loss_star"])
+    grid_max = {g: (max(v) if v else float("nan")) for g, v in grid_dev.items()}
     ratio = units[keys[0]]["n_over_d_ln_n"]
-    base = (f"SGLD at the L-BFGS point w* ({n_conv} of {len(units)} with |grad L| <= {cfg.grad_tol:g}, the "
-            f"largest {max(u['grad_norm'] for u in units.values()):.2g}), n = "
-            f"{cfg.n_train}, d = {d}, n/(d ln n) = {ratio:.1f}")
+    base = (f"SGLD at w* after L-BFGS and damped Newton ({kinds['converged']} of {len(units)} critical "
+            f"points with |grad L| <= {cfg.grad_tol:g}, {kinds['stationary']} nonsmooth stationary points "
+            f"(ReLU kinks, not critical points), {kinds['not stationary']} neither; the largest |grad L| "
+            f"{max(u['grad_norm'] for u in units.values()):.2g}), n = {cfg.n_train}, d = {d}, "
+            f"n/(d ln n) = {ratio:.1f}")
     preds = [
         difference_prediction(
             "plain nets have a lower LLC than residual nets", llc("plain"), llc("residual"), -1,
@@ -163,10 +198,14 @@ def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool =
             "the LLC is below d/2", [v / (d / 2) for v in llc("plain") + llc("residual")], -1,
             "E = mean(LLC / (d/2)) - 1 over every net", "deep nets are singular models; " + base, null=1.0),
         one_group_prediction(
-            "the LLC estimate is on a plateau in gamma and step", [cfg.plateau_tol - v for v in dev], +1,
-            f"E = {cfg.plateau_tol:g} - max over the gamma and step grids of |LLC / LLC(central) - 1|",
-            f"gamma_rel in {cfg.gamma_grid} and step_rel in {cfg.step_grid} around ({cfg.gamma_rel:g}, "
-            f"{cfg.step_rel:g}); {cfg.sweep_seeds} seeds per arm"),
+            "the LLC estimate is on a plateau in gamma, step and sampling time",
+            [cfg.plateau_tol - v for v in dev], +1,
+            f"E = {cfg.plateau_tol:g} - max over the gamma, step and time grids of |LLC / LLC(central) - 1|",
+            f"gamma_rel in {cfg.gamma_grid}, step_rel in {cfg.step_grid} "
+            f"({'draws x step fixed' if cfg.fixed_time else 'fixed draws'}) and sampling time x "
+            f"{cfg.time_grid} around ({cfg.gamma_rel:g}, {cfg.step_rel:g}, {cfg.draws} draws); "
+            f"{cfg.sweep_seeds} seeds per arm; largest deviations: gamma {grid_max['gamma_sweep']:.1%}, "
+            f"step {grid_max['step_sweep']:.1%}, time {grid_max['time_sweep']:.1%}"),
         one_group_prediction(
             "E_w[L] - L(w*) is small", [cfg.small_tol - v for v in excess], +1,
             f"E = {cfg.small_tol:g} - mean over nets of (E_w[L] - L(w*)) / L(w*)",
@@ -189,10 +228,19 @@ def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool =
     md = "\n".join(["## Local learning coefficient (SGLD)", "", *rows, "",
                     f"{base}; {cfg.chains} chains x {cfg.draws} draws after {cfg.burnin}; central gamma_rel "
                     f"{cfg.gamma_rel:g}, step_rel {cfg.step_rel:g}; largest deviation over the sweeps "
-                    f"{max(dev) if dev else float('nan'):.1%}."])
-    figs = plot_llc_sweep(units, cfg.gamma_grid, cfg.step_grid, cfg.gamma_rel, cfg.step_rel, out_dir)
-    summary = {"data": info, "d": d, "n_over_d_ln_n": ratio, "converged": n_conv,
-               "max_sweep_deviation": max(dev) if dev else None}
+                    f"{max(dev) if dev else float('nan'):.1%} (gamma {grid_max['gamma_sweep']:.1%}, step "
+                    f"{grid_max['step_sweep']:.1%} with "
+                    f"{'draws x step fixed' if cfg.fixed_time else 'fixed draws'}, sampling time x "
+                    f"{cfg.time_grid}: {grid_max['time_sweep']:.1%}). Central LLC from the first and second "
+                    f"half of the draws (an equilibrated chain gives the same): "
+                    f"{np.mean([u['central']['llc_first_half'] for u in units.values()]):.2f} and "
+                    f"{np.mean([u['central']['llc_second_half'] for u in units.values()]):.2f} (means over "
+                    f"nets)."])
+    figs = plot_llc_sweep(units, cfg.gamma_grid, cfg.step_grid, cfg.gamma_rel, cfg.step_rel, out_dir,
+                          time_grid=cfg.time_grid)
+    summary = {"data": info, "d": d, "n_over_d_ln_n": ratio, "converged": n_conv, "kinds": kinds,
+               "max_sweep_deviation": max(dev) if dev else None,
+               "max_deviation_per_grid": {g: (v if math.isfinite(v) else None) for g, v in grid_max.items()}}
     return ExperimentOutput(tuple(preds), figs, {}, summary, md)
 
 
@@ -206,4 +254,4 @@ PRESETS = {
 }
 
 EXPERIMENTS = (Experiment("slt", "Local learning coefficient of plain and residual nets (n >> d ln n, "
-                          "gamma and step plateau)", "deep", SLTConfig, run, PRESETS),)
+                          "plateau in gamma, step and sampling time)", "deep", SLTConfig, run, PRESETS),)
