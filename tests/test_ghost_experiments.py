@@ -103,3 +103,16 @@ def test_degenerate_passage_deep_small_scans_alpha_and_zeta0(tmp_path):
     assert np.all(np.abs(zeta / zpred - 1) < 2e-3)  # 1e-4 is not yet small: -5e-4 .. -1e-3
     assert preds["escape time = scaled reduction, over alpha z0"].verdict == "holds"
     assert preds["escape time = scaled reduction, over alpha"].verdict == "holds"
+
+
+@pytest.mark.slow  # ~25 s: SGD at eta = 1e-2, one skip strength on each side of alpha_c
+def test_ghost_noise_trap_small_crosses_below_alpha_c_only(tmp_path):
+    """Trap half of the reference teacher's segment: below the derived alpha_c = eta min|q|/v1 SGD leaves
+    through z = 1 at the linear-response time; above it no seed crosses and z ends beyond z*."""
+    out, preds = _run("ghost-noise-trap", tmp_path)
+    assert out.summary["alpha_c_over_eta"] == pytest.approx(0.7907, rel=1e-3)
+    frac = np.asarray(out.summary["crossed_fraction"], dtype=float)
+    assert frac[0, 0] == 1.0 and frac[0, 1] == 0.0
+    tau = out.summary["tau_mean"][0][0]
+    assert tau / np.asarray(out.summary["predicted"], dtype=float)[0, 0] == pytest.approx(1.0, abs=0.15)
+    assert preds["crossing time below alpha_c = linear response"].verdict == "holds"

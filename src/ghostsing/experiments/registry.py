@@ -35,6 +35,7 @@ CATALOG: Mapping[str, tuple[str, str]] = MappingProxyType({
     "degenerate-passage-deep": ("ghostsing.experiments.ghost_sets", "simulation"),
     "ghost-set-fates": ("ghostsing.experiments.ghost_sets", "simulation"),
     "ghost-noise-n": ("ghostsing.experiments.ghost_sets", "simulation"),
+    "ghost-noise-trap": ("ghostsing.experiments.ghost_noise_trap", "simulation"),
     # derivation documents (LaTeX, Markdown, JSON)
     "two-unit": ("ghostsing.experiments.derivation_two_unit", "analytic"),
     "three-unit": ("ghostsing.experiments.derivation_three_unit", "analytic"),

@@ -12,7 +12,7 @@ import numpy as np
 
 from ghostsing.plots.style import CYCLE, OKABE_ITO, colour_for, style_context
 
-__all__ = ["plot_degenerate_deep", "plot_elimination_sets", "plot_noise_n"]
+__all__ = ["plot_degenerate_deep", "plot_elimination_sets", "plot_noise_n", "plot_noise_trap"]
 
 
 def plot_degenerate_deep(alphas: np.ndarray, tau: np.ndarray, predicted: np.ndarray, leading: np.ndarray,
@@ -130,4 +130,46 @@ def plot_noise_n(rows: Sequence[dict], r: np.ndarray, G: Mapping[int, np.ndarray
         ax.legend(loc="best", fontsize=7.5)
         if title:
             ax.set_title(title)
+    return fig
+
+
+def plot_noise_trap(ratios: np.ndarray, etas: np.ndarray, tau: np.ndarray, predicted: np.ndarray,
+                    z_late: np.ndarray, z_star: np.ndarray, title: str = ""):
+    """Left: ``eta tau`` (crossing of ``z = 1`` from the trap half) against ``alpha / alpha_c`` for each rate
+    (markers: each seed; lines: ``eta int dz / (alpha v1 + eta q)``, which diverges at ``alpha_c``; crosses at
+    the top: seeds that never crossed); right: the late-time mean ``z`` of the seeds that did not cross
+    against the noise-induced fixed point ``z*`` (``alpha v1 + eta q(z*) = 0``)."""
+    import matplotlib.pyplot as plt
+
+    ratios = np.asarray(ratios, dtype=float)
+    with style_context():
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11.0, 4.3))
+        top = np.nanmax(np.where(np.isfinite(tau), tau * np.asarray(etas)[:, None, None], np.nan)) * 3
+        for e, eta in enumerate(etas):
+            col = CYCLE[e % len(CYCLE)]
+            ok = np.isfinite(predicted[e])
+            ls = ("-", "--", ":")[e % 3]  # the curves collapse (eta tau depends on alpha / alpha_c only)
+            a1.semilogy(ratios[ok], eta * predicted[e, ok], ls, color=col,
+                        label=f"eta = {eta:g}: linear response (derived q)")
+            for s in range(tau.shape[2]):
+                t = tau[e, :, s]
+                a1.semilogy(ratios, eta * t, "o", color=col, mfc="none", ms=4,
+                            label=f"eta = {eta:g}: SGD (each seed)" if s == 0 else None)
+                miss = ~np.isfinite(t)
+                a1.plot(ratios[miss], np.full(miss.sum(), top), "x", color=col,
+                        label=f"eta = {eta:g}: no crossing" if s == 0 and miss.any() else None)
+            a2.plot(ratios, z_star[e], ls, color=col, label=f"eta = {eta:g}: z* (derived)")
+            zl = np.where(np.isfinite(tau[e]), np.nan, z_late[e])
+            a2.plot(np.repeat(ratios, zl.shape[1]), zl.ravel(), "o", color=col, mfc="none", ms=4,
+                    label=f"eta = {eta:g}: SGD late mean z (not crossed)")
+        for ax in (a1, a2):
+            ax.axvline(1.0, color=OKABE_ITO["orange"], ls=":", label="alpha = alpha_c")
+            ax.set_xlabel("skip strength / critical strength  (alpha / alpha_c)")
+        a1.set_ylabel("eta x crossing time of z = 1  (eta tau)")
+        a2.set_ylabel("z at the end of the run")
+        a2.set_ylim(0.9, max(2.5, float(np.nanmax(np.where(np.isfinite(tau), np.nan, z_late))) * 1.1))
+        a1.legend(loc="lower right", fontsize=7)
+        a2.legend(loc="upper left", fontsize=7)
+        if title:
+            fig.suptitle(title)
     return fig
