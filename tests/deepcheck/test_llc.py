@@ -228,3 +228,88 @@ def test_mala_step_cap_bounds_the_stiffness_the_chain_saw():
     free = estimate_llc(lambda W, idx: p.loss(W, d), p.mle(d), n,
                         SGLDConfig(num_chains=4, num_draws=500, mala_h_max=None), seed=0)
     assert not free.mala_step_capped and free.step_size > res.step_size
+
+
+def _ill_conditioned_quadratic(seed: int = 0, d: int = 12):
+    """``L(w) = (1/2) w^T H w`` with eigenvalues spread over 6 decades (1e-5 ... 10) in a random basis."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    lam = np.logspace(-5, 1, d)
+    h = torch.tensor((q * lam) @ q.T)
+
+    def loss(W, idx):
+        return 0.5 * torch.einsum("ci,ij,cj->c", W, h, W)
+
+    return loss, h, lam
+
+
+def test_hessian_preconditioner_whitens_the_curvature():
+    from ghostsing.deepcheck.probes.llc import hessian_preconditioner
+
+    _, h, lam = _ill_conditioned_quadratic()
+    nbeta, gamma = 1e4, 0.5
+    m, ev = hessian_preconditioner(h, nbeta, gamma)
+    np.testing.assert_allclose(np.sort(ev.numpy()), lam, rtol=1e-8)
+    a = nbeta * h + gamma * torch.eye(h.shape[0], dtype=F64)
+    torch.testing.assert_close(m @ a, torch.eye(h.shape[0], dtype=F64), rtol=0, atol=1e-9)
+    # an indefinite Hessian still gives an SPD M (|H|), and gamma = 0 is refused
+    m2, _ = hessian_preconditioner(h - 2e-3 * torch.eye(h.shape[0], dtype=F64), nbeta, gamma)
+    assert float(torch.linalg.eigvalsh(m2).min()) > 0
+    with pytest.raises(ValueError, match="gamma > 0"):
+        hessian_preconditioner(h, nbeta, 0.0)
+    with pytest.raises(ValueError, match="square"):
+        hessian_preconditioner(h[:3], nbeta, gamma)
+
+
+def test_gaussian_llc_against_monte_carlo():
+    from ghostsing.deepcheck.probes.llc import gaussian_llc
+
+    _, h, lam = _ill_conditioned_quadratic(1)
+    nbeta, gamma = 3e3, 2.0
+    cov = torch.linalg.inv(nbeta * h + gamma * torch.eye(h.shape[0], dtype=F64))
+    xi = torch.randn(200_000, h.shape[0], dtype=F64, generator=torch.Generator().manual_seed(0))
+    x = xi @ torch.linalg.cholesky(cov).T
+    mc = float(nbeta * 0.5 * torch.einsum("ni,ij,nj->n", x, h, x).mean())
+    assert gaussian_llc(lam, nbeta, gamma) == pytest.approx(mc, rel=0.01)
+    assert gaussian_llc(lam, nbeta, 0.0) == pytest.approx(len(lam) / 2)  # regular: d/2
+    assert gaussian_llc([-1.0, 0.0, 1.0], 10.0, 0.0) == pytest.approx(0.5)  # non-positive count 0
+
+
+def test_hessian_preconditioned_sgld_equilibrates_where_plain_sgld_cannot():
+    # curvatures of U from gamma to n beta * 10 (ratio ~1e5): unpreconditioned SGLD at a stable step needs
+    # ~1e5 steps to relax the flat directions; with M = (n beta |H| + gamma)^{-1} every direction relaxes
+    # in ~1/eps steps, so 2000 draws reproduce the exact Gaussian answer
+    from ghostsing.deepcheck.probes.llc import gaussian_llc
+
+    loss, h, lam = _ill_conditioned_quadratic(2)
+    n = 20_000
+    nbeta = n / math.log(n)
+    base = dict(num_chains=4, num_draws=2000, num_burnin=200, sampler="sgld", step_rel=0.05, gamma_rel=0.05)
+    w0 = torch.zeros(h.shape[0], dtype=F64)
+    good = estimate_llc(loss, w0, n, SGLDConfig(preconditioner="hessian", **base), seed=0)
+    exact = gaussian_llc(lam, nbeta, good.gamma)
+    assert good.llc_gaussian == pytest.approx(exact, rel=1e-9)
+    assert good.step_size == pytest.approx(0.05, rel=0.05)  # curvature 1 in the metric of M
+    # step bias eps a / 4 = 1.25 % per direction plus Monte Carlo error (~2 %: autocorrelation ~1/eps)
+    assert abs(good.llc / exact - 1) < 0.06, (good.llc, exact)
+    plain = estimate_llc(loss, w0, n, SGLDConfig(preconditioner="none", **base), seed=0)
+    assert plain.llc < 0.8 * exact, (plain.llc, exact)  # negative control: not equilibrated
+    # MALA with the same constant preconditioner: exact up to Monte Carlo error
+    mala = estimate_llc(loss, w0, n, SGLDConfig(preconditioner="hessian", num_chains=4, num_draws=1000,
+                                                num_burnin=200), seed=0)
+    assert abs(mala.llc / exact - 1) < 0.06, (mala.llc, exact)
+    with pytest.raises(ValueError, match="full_cov_max"):
+        estimate_llc(loss, w0, n, SGLDConfig(preconditioner="hessian", full_cov_max=4, **base), seed=0)
+
+
+def test_hessian_preconditioner_on_a_singular_model_matches_aoyagi_watanabe():
+    # reduced-rank regression (1, 3, 1, 1): the RLCT 0.5 is far below d/2 = 3; the Hessian at w* is
+    # singular (flat directions get M = 1/gamma), and the constant M leaves the target law unchanged
+    p = RRRProblem(1, 3, 1, 1)
+    n = 100_000
+    d = make_rrr_data(p, n, seed=10)
+    res = estimate_llc(lambda W, idx: p.loss(W, d), p.mle(d), n,
+                       SGLDConfig(preconditioner="hessian", sampler="mala", num_chains=8, num_draws=4000,
+                                  num_burnin=1000), seed=0)
+    assert abs(res.llc / p.rlct - 1) < 0.05, (res.llc, p.rlct)
+    assert res.ok, res.flags

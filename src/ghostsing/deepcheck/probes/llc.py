@@ -79,9 +79,13 @@ __all__ = [
     "functional_batched_loss",
     "load_loss_trace",
     "SAMPLERS",
+    "PRECONDITIONERS",
+    "hessian_preconditioner",
+    "gaussian_llc",
 ]
 
 SAMPLERS: tuple[str, ...] = ("auto", "mala", "sgld")
+PRECONDITIONERS: tuple[str, ...] = ("auto", "full", "diag", "none", "hessian")
 MALA_TARGET = 0.574
 
 
@@ -138,9 +142,8 @@ class SGLDConfig:
             raise ValueError(f"step_rel must be in (0, 2) (eps * a_max; >= 2 diverges), got {self.step_rel}")
         if not self.gamma_rel >= 0:
             raise ValueError(f"gamma_rel must be >= 0, got {self.gamma_rel}")
-        if self.preconditioner not in ("auto", "full", "diag", "none"):
-            raise ValueError(f"preconditioner must be 'auto', 'full', 'diag' or 'none', "
-                             f"got {self.preconditioner!r}")
+        if self.preconditioner not in PRECONDITIONERS:
+            raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {self.preconditioner!r}")
         if self.mala_h_max is not None and not 0 < self.mala_h_max < 4:
             raise ValueError(f"mala_h_max must be in (0, 4) (eps a >= 4 overshoots: MALA sticks) or None, "
                              f"got {self.mala_h_max}")
@@ -174,6 +177,7 @@ class LLCResult:
     llc_at_double_step: float = float("nan")
     mala_curvature_max: float = float("nan")  # a_hat of the MALA step cap (nan: not measured)
     mala_step_capped: bool = False
+    llc_gaussian: float = float("nan")  # gaussian_llc at w* (preconditioner='hessian' only)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +205,7 @@ class LLCResult:
             "llc_at_double_step": self.llc_at_double_step,
             "mala_curvature_max": self.mala_curvature_max,
             "mala_step_capped": self.mala_step_capped,
+            "llc_gaussian": self.llc_gaussian,
             "stationarity_z": self.stationarity_z.tolist(),
             "flags": list(self.flags),
             "config": self.config,
@@ -286,6 +291,10 @@ class _Precond:
         cov = 0.9 * cov + 0.1 * (torch.trace(cov) / d) * torch.eye(d, dtype=cov.dtype, device=cov.device)
         self.full, self.chol = cov, torch.linalg.cholesky(cov)
 
+    def set_matrix(self, m: Tensor) -> None:
+        """``M`` given outright (symmetric positive definite, ``(d, d)``), not estimated from draws."""
+        self.full, self.chol = m, torch.linalg.cholesky(m)
+
     def mv(self, g: Tensor) -> Tensor:
         return g @ self.full if self.full is not None else g * self.diag
 
@@ -321,7 +330,7 @@ class _CovAdapter:
 
     def observe(self, t: int, W: Tensor) -> bool:
         """Accumulate the states ``W (C, d)`` of step ``t``; True when ``M`` was just updated."""
-        if self.pre.kind == "none":
+        if self.pre.kind in ("none", "hessian"):
             return False
         full = self.pre.kind == "full"
         for lo, hi in self.wins:
@@ -339,6 +348,64 @@ class _CovAdapter:
                 self.cnt = 0
                 return True
         return False
+
+
+def hessian_preconditioner(hessian: Tensor, nbeta: float, gamma: float) -> tuple[Tensor, Tensor]:
+    r"""The constant preconditioner ``M = (n beta |H| + gamma I)^{-1}`` of a dense Hessian ``H`` at ``w*``.
+
+    With ``H = V diag(lambda) V^T``, ``|H| = V diag(|lambda_i|) V^T``, so ``M = V diag(1 / (n beta |lambda_i|
+    + gamma)) V^T``: symmetric positive definite for any ``gamma > 0`` (also where ``H`` has negative
+    eigenvalues).  Langevin dynamics with a constant ``M`` (``w' = w - (eps/2) M grad U + sqrt(eps) M^{1/2}
+    xi``) has the same stationary law ``pi ∝ exp(-U)`` for every SPD ``M``; this one makes the curvature of
+    ``U = n beta L_n + (gamma/2) |w - w*|^2`` at ``w*`` equal to 1 in every direction
+    (``M^{1/2} (n beta H + gamma I) M^{1/2} = I`` when ``H >= 0``), so stiff and flat directions (curvatures
+    from ``gamma`` to ``n beta lambda_max``, a ratio of ``10^4``-``10^6`` for a trained net) relax in the same
+    ``~1/eps`` steps instead of ``n beta lambda_max / gamma`` of them.  Returns ``(M, eigenvalues of H)``.
+    """
+    if hessian.ndim != 2 or hessian.shape[0] != hessian.shape[1]:
+        raise ValueError(f"hessian must be a square (d, d) matrix, got shape {tuple(hessian.shape)}")
+    if not gamma > 0:
+        raise ValueError(f"the Hessian preconditioner needs gamma > 0, got gamma={gamma}")
+    lam, vec = torch.linalg.eigh(0.5 * (hessian + hessian.T))
+    m = (vec / (nbeta * lam.abs() + gamma)) @ vec.T
+    return 0.5 * (m + m.T), lam
+
+
+def gaussian_llc(eigenvalues, nbeta: float, gamma: float) -> float:
+    r"""The LLC estimate of a *regular* minimum: the Laplace (Gaussian) approximation of the estimator.
+
+    If ``L_n(w) = L_n(w*) + (1/2) (w - w*)^T H (w - w*)`` exactly, ``pi = N(w*, (n beta H + gamma I)^{-1})``
+    and ``lambda_hat = n beta E[L_n - L_n(w*)] = (1/2) sum_i n beta lambda_i / (n beta lambda_i + gamma)``,
+    ``lambda_i`` the eigenvalues of ``H``: ``d/2`` as ``gamma -> 0``; a direction with ``n beta lambda_i <<
+    gamma`` counts ~0, one with ``n beta lambda_i >> gamma`` counts 1/2.  Non-positive eigenvalues contribute
+    0 (no Gaussian exists along them).  A sampled LLC below this value measures what the quadratic
+    approximation misses: higher-order (singular) flatness on the scale ``(n beta)^{-1/2}``; the gamma
+    dependence of this formula is the dependence a regular model would show.
+    """
+    lam = np.clip(np.asarray(eigenvalues, dtype=float), 0.0, None)
+    if not (nbeta > 0 and gamma >= 0):
+        raise ValueError(f"need nbeta > 0 and gamma >= 0, got nbeta={nbeta}, gamma={gamma}")
+    a = nbeta * lam
+    with np.errstate(invalid="ignore", divide="ignore"):
+        terms = np.where(a > 0, a / (a + gamma), 0.0)
+    return float(0.5 * terms.sum())
+
+
+def _make_precond(cfg: SGLDConfig, f1: Callable[[Tensor], Tensor], w0: Tensor, nbeta: float,
+                  gamma: float) -> tuple[_Precond, np.ndarray | None]:
+    """A fresh preconditioner of ``cfg``'s kind; for ``'hessian'`` set from the dense Hessian of ``f1`` at
+    ``w0`` (and its eigenvalues returned)."""
+    d = int(w0.numel())
+    pre = _Precond(_precond_kind(cfg, d), d, w0.dtype, w0.device)
+    if pre.kind != "hessian":
+        return pre, None
+    if d > cfg.full_cov_max:
+        raise ValueError(f"preconditioner='hessian' builds a dense (d, d) Hessian: d={d} exceeds "
+                         f"full_cov_max={cfg.full_cov_max}; use 'diag' or raise full_cov_max")
+    h = torch.func.hessian(f1)(w0.detach())
+    m, lam = hessian_preconditioner(h, nbeta, gamma)
+    pre.set_matrix(m)
+    return pre, lam.double().cpu().numpy()
 
 
 def _precond_kind(cfg: SGLDConfig, d: int) -> str:
@@ -380,12 +447,12 @@ def _batched_precond_lambda_max(u_fn: Callable[[Tensor], Tensor], W: Tensor, pre
     return lam
 
 
-def _run_mala(loss, w0: Tensor, nbeta: float, gamma: float, cfg: SGLDConfig, eps0: float, gen, fh):
+def _run_mala(loss, w0: Tensor, nbeta: float, gamma: float, cfg: SGLDConfig, eps0: float, gen, fh,
+              pre: _Precond):
     """Preconditioned MALA with burn-in adaptation (module docstring).  Returns losses, distances, the final
     step, per-chain acceptance over the draws."""
-    C, d = cfg.num_chains, int(w0.numel())
-    kind = _precond_kind(cfg, d)
-    pre = _Precond(kind, d, w0.dtype, w0.device)
+    C = cfg.num_chains
+    kind = pre.kind
     total = cfg.num_burnin + cfg.num_draws * cfg.thin
 
     def u_and_grad(W: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -469,14 +536,13 @@ def _precond_lambda_max(f1: Callable[[Tensor], Tensor], w0: Tensor, nbeta: float
 
 
 def _run_sgld(loss, w0: Tensor, n: int, nbeta: float, gamma: float, cfg: SGLDConfig, eps: float, gen, fh,
-              relative: bool):
+              relative: bool, pre: _Precond):
     """Preconditioned SGLD ``w' = w - (eps/2) M grad U_m(w) + sqrt(eps) M^{1/2} xi`` (``U_m`` with the
     mini-batch loss); ``M`` adapted in the burn-in (as for MALA) and, when ``relative``, ``eps = step_rel /
     lambda_max(M^{1/2} (n beta H + gamma) M^{1/2})`` after each change of ``M``.  Returns the losses,
     distances,
     the final step and ``eps * lambda_max / 4`` (the step-bias estimate)."""
-    C, d = cfg.num_chains, int(w0.numel())
-    pre = _Precond(_precond_kind(cfg, d), d, w0.dtype, w0.device)
+    C = cfg.num_chains
     adapter = _CovAdapter(pre, w0, cfg.num_burnin)
     f1 = lambda w: loss(w[None], None)[0]  # noqa: E731
     lam = _precond_lambda_max(f1, w0, nbeta, gamma, pre)
@@ -563,17 +629,22 @@ def estimate_llc(
     bias = float("nan")
     llc_eps = llc_2eps = float("nan")
     a_hat, capped = float("nan"), False
+    f1 = lambda w: loss(w[None], None)[0]  # noqa: E731
+    pre, h_eig = _make_precond(cfg, f1, w0, nbeta, gamma)
+    llc_gauss = gaussian_llc(h_eig, nbeta, gamma) if h_eig is not None else float("nan")
+    if h_eig is not None and cfg.step_size is None:  # curvature 1 at w* in the metric of M
+        eps = cfg.step_rel / _precond_lambda_max(f1, w0, nbeta, gamma, pre)
     try:
         if sampler == "mala":
-            losses, dists, eps, acc, _, a_hat = _run_mala(loss, w0, nbeta, gamma, cfg, eps, gen, fh)
+            losses, dists, eps, acc, _, a_hat = _run_mala(loss, w0, nbeta, gamma, cfg, eps, gen, fh, pre)
             capped = bool(cfg.mala_h_max is not None and eps * a_hat <= cfg.mala_h_max * (1 + 1e-9))
         else:
             rel = cfg.step_size is None
-            losses, dists, eps1, bias = _run_sgld(loss, w0, n, nbeta, gamma, cfg, eps, gen, fh, rel)
+            losses, dists, eps1, bias = _run_sgld(loss, w0, n, nbeta, gamma, cfg, eps, gen, fh, rel, pre)
             if cfg.extrapolate:
-                l2, _, _, _ = _run_sgld(loss, w0, n, nbeta, gamma, replace(cfg, step_rel=min(1.9, 2 *
-                cfg.step_rel)),
-                                        2 * eps, gen, fh, rel)
+                cfg2 = replace(cfg, step_rel=min(1.9, 2 * cfg.step_rel))
+                pre2, _ = _make_precond(cfg, f1, w0, nbeta, gamma)
+                l2, _, _, _ = _run_sgld(loss, w0, n, nbeta, gamma, cfg2, 2 * eps, gen, fh, rel, pre2)
             eps = eps1
     finally:
         if fh is not None:
@@ -641,6 +712,7 @@ def estimate_llc(
         llc_at_double_step=llc_2eps,
         mala_curvature_max=a_hat,
         mala_step_capped=capped,
+        llc_gaussian=llc_gauss,
     )
     if out is not None:
         tmp = f"{out}.json.tmp"
