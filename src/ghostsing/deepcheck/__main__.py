@@ -7,6 +7,7 @@ Usage::
     python -m ghostsing.deepcheck --config deepcheck/orhan-pitkow-cpu.toml --out DIR
     python -m ghostsing.deepcheck --preset fair-comparison --set lr_grid=1e-3,3e-3 --out DIR
     python -m ghostsing.deepcheck --list
+    python -m ghostsing.deepcheck --summarize deepcheck/results [--out FILE]
 
 Presets are those of the registered experiments of kind ``deep``
 (:func:`ghostsing.experiments.registry.find_preset`; ``experiment:preset`` when a name is ambiguous).  The
@@ -19,8 +20,14 @@ through :func:`ghostsing.experiments.report.run_experiment`, which writes ``conf
 ``report.json``, ``report.md`` and ``arrays.npz`` beside the figures and checkpoints.  A run killed at any
 point continues from its last checkpoints with ``--resume`` (same settings).
 
+``--summarize DIR`` runs nothing: it reads every ``DIR/*/report.json``, adjusts all their predictions as
+one family by Holm's step-down procedure (negative controls in a family of their own) and writes a
+markdown table of nominal and family-wise verdicts to ``--out`` (default ``DIR/SUMMARY.md``; see
+:func:`ghostsing.experiments.report.summarize_reports`).
+
 Exit codes: 0 success; 2 bad flags, a bad configuration, missing data (the message names the paths
-searched), or a data file that tries to run code (refused before anything runs).  The console says which
+searched), a data file that tries to run code (refused before anything runs), or a ``--summarize`` folder
+that is missing, holds no report or an unreadable one (the message names the path).  The console says which
 data a run used.
 """
 
@@ -81,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="a preset of a deep experiment (see --list)")
     p.add_argument("--config", type=Path, help="TOML file: preset = '<name>' plus fields of its config")
     p.add_argument("--list", action="store_true", help="list the deep experiments and presets, then exit")
-    p.add_argument("--out", type=Path, help="run folder (default deepcheck-runs/<preset>)")
+    p.add_argument("--summarize", type=Path, metavar="DIR",
+                   help="run nothing: adjust the predictions of every DIR/*/report.json as one family (Holm) "
+                   "and write a markdown summary to --out (default DIR/SUMMARY.md)")
+    p.add_argument("--out", type=Path, help="run folder (default deepcheck-runs/<preset>); with --summarize, "
+                   "the summary file")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--seeds", type=_seeds, help="a count (0..N-1) or a comma list")
@@ -168,6 +179,25 @@ def _device_meta(cfg: Any) -> dict[str, str]:
     return {"device": dev, "device_name": name}
 
 
+def _summarize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``--summarize DIR [--out FILE]``: the family-wise summary of the reports in DIR."""
+    if args.preset is not None or args.config is not None or args.resume:
+        parser.error("--summarize runs nothing: give it alone, with --out FILE at most")
+    from ghostsing.experiments.report import write_summary
+
+    try:
+        path, counts = write_summary(args.summarize, args.out)
+    except (ValueError, OSError) as exc:
+        msg = " ".join(str(exc).split())
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        return 2
+    c = counts["main"]
+    print(f"wrote {path} ({counts['reports']} reports, {c['in_family']} predictions in the family: "
+          f"{c['holds_holm']} of {c['holds']} holds and {c['fails_holm']} of {c['fails']} fails "
+          "remain after Holm)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
     parser = build_parser()
@@ -175,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         _list()
         return 0
+    if args.summarize is not None:
+        return _summarize(args, parser)
     from ghostsing.deepcheck.data import DataNotFoundError, UnsafePickleError
 
     try:

@@ -33,6 +33,10 @@ training loss of plain nets minus that of residual nets).  Every prediction buil
     values such as diverged nets, or a measure that is constant over every seed of every arm); ``reason``
     says which.
 
+Each verdict is nominal: decided at its own level, with no correction for the other predictions tested
+with it; :mod:`ghostsing.experiments.multiple_testing` gives Holm's family-wise adjustment, which the
+reports print beside it (``p_holm``).
+
 A measure that does not vary at all (every seed of every arm the same value) cannot test anything: it is
 usually constant by construction (e.g. a count that an architecture forces to 0), and such a
 prediction is refused (``inconclusive``, with the reason) rather than tested.
@@ -71,7 +75,10 @@ VERDICT_RULES = (
     "excludes 0 on the other side; **underpowered**: the smallest p-value the test can reach with these "
     "seed counts is not below the level (e.g. 3 vs 3 seeds: 0.1), so no verdict is given; "
     "**inconclusive**: otherwise (not significant, fewer than 2 seeds, diverged nets, or a measure "
-    "constant over every seed of every arm, which cannot test anything)."
+    "constant over every seed of every arm, which cannot test anything). The verdicts are nominal: each "
+    "test at its own level, uncorrected for the others. **p (Holm)**: Holm's step-down adjusted p-value "
+    "over the predictions of the report that have a p-value; a holds or fails remains at the family-wise "
+    "level 0.05 when p (Holm) < 0.05 as well."
 )
 
 
