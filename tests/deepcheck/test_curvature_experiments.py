@@ -158,3 +158,111 @@ def test_slt_fixed_time_scales_draws_with_the_step():
     assert {"llc_first_half", "llc_second_half"} <= set(r)
     r = _llc(fl, fl.theta, 60, replace(cfg, fixed_time=False), 0.05, 0.005)
     assert (r["draws"], r["burnin"]) == (20, 4)
+
+
+def _pair_net(seed: int = 0, n: int = 12, din: int = 4, C: int = 3):
+    """A tiny depth-2 MLP whose units 0 and 1 of hidden layer 2 are exact copies (in, bias, out)."""
+    from ghostsing.deepcheck.nets import MLP, MLPConfig
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, din, generator=g, dtype=torch.float64)
+    y = torch.randint(0, C, (n,), generator=g)
+    net = MLP(MLPConfig(2, 3, din, C, "none"), seed, dtype=torch.float64)
+    with torch.no_grad():
+        L = net.linears
+        L[0].bias.fill_(0.5)
+        L[1].bias.fill_(0.1)
+        L[1].weight[1] = L[1].weight[0]
+        L[1].bias[1] = L[1].bias[0]
+        L[2].weight[:, 1] = L[2].weight[:, 0]
+    return net, x, y
+
+
+def _swap(net, v: torch.Tensor) -> torch.Tensor:
+    """``v`` with the pair's coordinates (units 0 and 1 of hidden layer 2) exchanged."""
+    from ghostsing.experiments.deep_curvature_bridge import antisymmetric_basis
+
+    B = antisymmetric_basis(net, 2)
+    i, j = (B > 0).nonzero()[:, 0], (B < 0).nonzero()[:, 0]
+    out = v.clone()
+    out[i], out[j] = v[j], v[i]
+    return out
+
+
+def test_bridge_antisymmetric_block_is_a_block_of_the_dense_hessian():
+    """H_anti = B^T H B on a duplicated pair: its eigenvalues are eigenvalues of the full dense Hessian,
+    B times its eigenvectors are eigenvectors of H, and H's eigenvectors of those eigenvalues are
+    antisymmetric (P u = -u for the swap P of the two units)."""
+    from ghostsing.experiments.deep_curvature_bridge import anti_hessian, antisymmetric_basis, dense_hessian
+
+    net, x, y = _pair_net()
+    B = antisymmetric_basis(net, 2)
+    assert torch.allclose(B.T @ B, torch.eye(B.shape[1], dtype=B.dtype))
+    assert B.shape[1] == 3 + 1 + 3  # fan_in (width) + bias + fan_out (classes)
+    H = dense_hessian(net, x, y)
+    Ha = anti_hessian(net, x, y, 2)
+    assert torch.allclose(Ha, B.T @ H @ B, atol=1e-12)
+    ev_full, vec_full = torch.linalg.eigh(H)
+    ev, V = torch.linalg.eigh(Ha)
+    assert ev[0] < -1e-3  # a repelling direction on this net
+    for lam, v in zip(ev, V.T, strict=True):
+        assert torch.min((ev_full - lam).abs()) < 1e-10
+        u = B @ v
+        assert torch.linalg.norm(H @ u - lam * u) < 1e-10
+    # the full Hessian's eigenvector of the (simple) most negative anti eigenvalue is antisymmetric
+    k = int(torch.argmin((ev_full - ev[0]).abs()))
+    gap = torch.sort((ev_full - ev[0]).abs()).values[1]
+    assert gap > 1e-6
+    u = vec_full[:, k]
+    assert torch.linalg.norm(_swap(net, u) + u) < 1e-8
+    assert torch.linalg.norm(u - B @ (B.T @ u)) < 1e-8
+
+
+def _critical_pair_net(n: int = 30, din: int = 3, C: int = 3):
+    """An exact, smooth critical point of a depth-2 MLP with a duplicated pair (units 0, 1 of layer 2):
+    layer-2 incoming weights 0, the pair's bias 0.7 (always active, constant output), unit 2 dead (bias
+    -1), output weights 0 and the output bias the log class frequencies, so softmax = class frequencies and
+    every gradient vanishes; no pre-activation sits on a ReLU kink."""
+    from ghostsing.deepcheck.nets import MLP, MLPConfig
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, din, generator=g, dtype=torch.float64)
+    y = torch.arange(n) % C
+    net = MLP(MLPConfig(2, 3, din, C, "none"), 0, dtype=torch.float64)
+    with torch.no_grad():
+        L = net.linears
+        L[1].weight.zero_()
+        L[1].bias.copy_(torch.tensor([0.7, 0.7, -1.0], dtype=torch.float64))
+        L[2].weight.zero_()
+        L[2].bias.copy_(torch.log(torch.bincount(y, minlength=C).double() / n))
+    return net, x, y
+
+
+def test_bridge_split_grows_at_the_derived_rate_under_plain_gd():
+    """A tiny split seeded along the most negative eigenvector of H_anti at a critical point on the overlap
+    line grows under plain full-batch GD (alpha = 0) as (1 + lr |lambda_min|)^k: the derived rate
+    mu = ln(1 + lr |lambda_min|) of the log law."""
+    from ghostsing.experiments import deep_curvature_bridge as br
+
+    anti_hessian, antisymmetric_basis, derived_log_slope = br.anti_hessian, br.antisymmetric_basis, \
+        br.derived_log_slope
+    net, x, y = _critical_pair_net()
+    fl = flat_loss(net, "cross_entropy", x, y)
+    assert float(fl.gradient()[0].norm()) < 1e-14
+    B = antisymmetric_basis(net, 2)
+    ev, V = torch.linalg.eigh(anti_hessian(net, x, y, 2))
+    lr = 0.5
+    d = derived_log_slope(float(ev[0]), lr)
+    assert d["lambda_min"] < -0.01 and d["a_pred"] == pytest.approx(1 / d["mu"])
+    k, eps = int(np.ceil(3 / d["mu"])), 1e-7
+    th = fl.theta + eps * (B @ V[:, 0])
+    grad = torch.func.grad(fl.fn)
+    growth = []
+    for _ in range(k):
+        th = th - lr * grad(th)
+        growth.append(float((B.T @ th).norm()) / eps)
+    pred = (1 + lr * abs(d["lambda_min"])) ** np.arange(1, k + 1)
+    assert np.allclose(growth, pred, rtol=1e-5)
+    assert growth[-1] > 15  # grew by ~e^3
+    # lambda_min >= 0: the law does not apply
+    assert np.isnan(derived_log_slope(0.0, lr)["a_pred"]) and np.isnan(derived_log_slope(0.3, lr)["mu"])

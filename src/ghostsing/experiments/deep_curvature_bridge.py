@@ -61,13 +61,14 @@ class BridgeConfig:
     width: int = 8
     depth: int = 3
     layer: int = 2
-    alphas: tuple[float, ...] = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+    alphas: tuple[float, ...] = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1)
     lr: float = 0.05
     pre_steps: int = 3000
-    steps: int = 20_000
+    steps: int = 60_000
     split: float = 0.1
     loss_drop: float = 0.01
     p_tol: float = 0.25
+    a_tol: float = 0.25
     threads: int = 0
     device: str = "cpu"
 
@@ -86,6 +87,7 @@ class BridgeConfig:
         check_float("split", self.split, 0, 10, low_open=True)
         check_float("loss_drop", self.loss_drop, 0, low_open=True)
         check_float("p_tol", self.p_tol, 0, low_open=True)
+        check_float("a_tol", self.a_tol, 0, low_open=True)
 
 
 def _pair_split(model, layer: int) -> torch.Tensor:
@@ -104,6 +106,84 @@ def _duplicate(model, layer: int) -> None:
         out[:, :, 1] = out[:, :, 0]
 
 
+def antisymmetric_basis(net, layer: int) -> torch.Tensor:
+    r"""Orthonormal basis ``(P, m)`` of the pair's antisymmetric subspace in ``net``'s flat parameters.
+
+    ``net`` is an :class:`~ghostsing.deepcheck.nets.MLP` (flat order of ``named_parameters``, as
+    :func:`~ghostsing.deepcheck.operators.flat_loss`); the pair is units 0 and 1 of hidden layer ``layer``.
+    Each column is :math:`(e_{i} - e_{j})/\sqrt 2` for one coordinate pair ``(i, j)`` -- unit 0's and unit
+    1's copy of the same incoming weight, the bias, or the same outgoing weight -- so the subspace is
+    ``{v : v = +u on unit 0's parameters, -u on unit 1's, 0 elsewhere}``, of dimension ``fan_in + 1 +
+    fan_out``.  The swap of the two units is a symmetry of the plain net; its ``-1`` eigenspace is this.
+    """
+    params = [p for p in net.parameters() if p.requires_grad]
+    offsets = np.cumsum([0] + [p.numel() for p in params])
+    w_in, b_in, w_out = layer - 1, layer - 1, layer  # indices into net.linears
+    pairs = []
+    fan_in = net.linears[w_in].weight.shape[1]
+    base = offsets[2 * w_in]  # weight of linears[w_in]: row-major (width, fan_in)
+    pairs += [(base + k, base + fan_in + k) for k in range(fan_in)]
+    base = offsets[2 * b_in + 1]
+    pairs.append((base, base + 1))
+    rows, cols = net.linears[w_out].weight.shape
+    base = offsets[2 * w_out]
+    pairs += [(base + r * cols, base + r * cols + 1) for r in range(rows)]
+    basis = torch.zeros(int(offsets[-1]), len(pairs), dtype=torch.float64)
+    for c, (i, j) in enumerate(pairs):
+        basis[int(i), c], basis[int(j), c] = 2 ** -0.5, -(2 ** -0.5)
+    return basis
+
+
+def dense_hessian(net, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Dense Hessian ``(P, P)`` of the full-batch mean cross-entropy of ``net`` at its parameters (float64,
+    :meth:`~ghostsing.deepcheck.operators.FlatLoss.hessian`), in the order of :func:`antisymmetric_basis`."""
+    from ghostsing.deepcheck.operators import flat_loss
+
+    return flat_loss(net, "cross_entropy", x, y, dtype=torch.float64).hessian().to_dense()
+
+
+def anti_hessian(net, x: torch.Tensor, y: torch.Tensor, layer: int) -> torch.Tensor:
+    r"""``H_anti = B^T H B``: the Hessian restricted to the pair's antisymmetric subspace
+    (:func:`antisymmetric_basis` ``B``).  At a point with the two units equal the swap symmetry ``P``
+    commutes with ``H``, so ``H`` is block-diagonal between the symmetric (``P v = v``) and antisymmetric
+    (``P v = -v``) parts and the eigenvalues of ``H_anti`` are eigenvalues of ``H``.  Computed exactly from
+    the ``m`` Hessian-vector products ``H B`` (:class:`~ghostsing.deepcheck.operators.HessianOperator`), so
+    the dense ``P x P`` Hessian (:func:`dense_hessian`) is never formed."""
+    from ghostsing.deepcheck.operators import flat_loss
+
+    fl = flat_loss(net, "cross_entropy", x, y, dtype=torch.float64)
+    B = antisymmetric_basis(net, layer).to(fl.device)
+    HB = fl.hessian().apply_rows(B.T.contiguous())  # rows: (H b_c)^T
+    Ha = HB @ B
+    return (0.5 * (Ha + Ha.T)).cpu()
+
+
+def derived_log_slope(lam_min: float, lr: float) -> dict:
+    r"""The log law's slope derived from the antisymmetric curvature.
+
+    Near the line, GD on the split ``s`` (the antisymmetric part) is ``s_{k+1} = (I - lr H_anti) s_k +
+    O(alpha)``: the skip's drift seeds an ``O(alpha)`` split and its fastest direction grows by
+    ``1 + lr |lambda_-|`` a step when ``lambda_- = lambda_min(H_anti) < 0``.  The split reaches a fixed
+    threshold after ``tau = (1/mu) ln(1/alpha) + c`` steps with ``mu = ln(1 + lr |lambda_-|)``, so the
+    slope is ``a_pred = 1/mu``.  For ``lambda_- >= 0`` the line attracts the split: no growth, no such law
+    (``mu`` and ``a_pred`` NaN)."""
+    if not np.isfinite(lam_min) or lam_min >= 0:
+        return {"lambda_min": float(lam_min), "mu": float("nan"), "a_pred": float("nan")}
+    mu = float(np.log1p(lr * abs(lam_min)))
+    return {"lambda_min": float(lam_min), "mu": mu, "a_pred": 1.0 / mu}
+
+
+def _anti_spectra(model, x, y, layer: int, nets) -> list[dict]:
+    """``{lambda_min, lambda_max, n_negative}`` of ``H_anti`` (:func:`anti_hessian`) for the networks
+    ``nets`` of a batched model (each extracted as a stand-alone MLP)."""
+    out = []
+    for j in nets:
+        ev = torch.linalg.eigvalsh(anti_hessian(model.extract(j), x, y, layer))
+        out.append({"lambda_min": float(ev[0]), "lambda_max": float(ev[-1]),
+                    "n_negative": int((ev < 0).sum())})
+    return out
+
+
 def _unit(cfg: BridgeConfig, x, y, info: dict, key: str) -> dict:
     from ghostsing.deepcheck.nets import BatchedMLP, MLPConfig
     from ghostsing.deepcheck.training import TrainConfig, train
@@ -115,6 +195,7 @@ def _unit(cfg: BridgeConfig, x, y, info: dict, key: str) -> dict:
     tc0 = TrainConfig(optimizer="sgd", lr=cfg.lr, epochs=cfg.pre_steps, batch_size=None,
                       eval_every=max(cfg.pre_steps, 1))
     pre = train(plain, x, y, x[:2], y[:2], tc0, progress=False)
+    anti_switch = _anti_spectra(plain, x, y, cfg.layer, range(len(seeds)))
     alphas = [0.0, *cfg.alphas]
     grid = [(a, s) for a in alphas for s in range(len(seeds))]
     model = BatchedMLP(mcfg, [seeds[s] for _, s in grid], [f"scaled:{a}" for a, _ in grid],
@@ -146,12 +227,14 @@ def _unit(cfg: BridgeConfig, x, y, info: dict, key: str) -> dict:
         tau_loss[j] = below[0] + 1 if below.size else np.nan
     loss_trace = hist[::trace_every].T.tolist()
     final_split = _pair_split(model, cfg.layer).cpu().numpy()
+    anti_end = _anti_spectra(model, x, y, cfg.layer, [j for j, (a, _) in enumerate(grid) if a == 0])
     return {"alphas": [a for a, _ in grid], "seeds": [seeds[s] for _, s in grid],
             "plateau_loss": loss0.tolist(), "pre_final_loss": pre.history["train_loss"][-1].tolist(),
             "pre_split": _pair_split(plain, cfg.layer).cpu().numpy().tolist(),
             "tau_split": tau_split.tolist(),
             "tau_loss": tau_loss.tolist(), "final_split": final_split.tolist(), "trace_every": trace_every,
-            "split_trace": np.array(split_trace).T.tolist(), "loss_trace": loss_trace}
+            "split_trace": np.array(split_trace).T.tolist(), "loss_trace": loss_trace,
+            "anti_switch": anti_switch, "anti_end": anti_end}
 
 
 def _laws():
@@ -173,7 +256,83 @@ def _fit(alpha: np.ndarray, tau: np.ndarray) -> dict:
             "fits": {k: f.to_dict() for k, f in res["fits"].items()}, "n": int(ok.sum())}
 
 
+def _derived_law(a_pred: float):
+    """The derived log law ``tau = a_pred ln(1/alpha) + c``: slope computed (:func:`derived_log_slope`),
+    only ``c`` free."""
+    from ghostsing.simulate.passage_laws import Law
+
+    return Law("derived log", f"tau = {a_pred:.4g} ln(1/alpha) + c (slope derived, c free)",
+               lambda al, c: a_pred * np.log(1.0 / al) + c, (0.0,))
+
+
+def _slope_fit(alpha: np.ndarray, tau: np.ndarray) -> dict:
+    """Least-squares slope ``a_fit`` of ``tau`` against ``ln(1/alpha)`` with its 95% t interval."""
+    from scipy import stats
+
+    ok = np.isfinite(tau) & (alpha > 0)
+    if np.unique(alpha[ok]).size < 3:
+        return {"a_fit": float("nan"), "ci": [float("nan")] * 2, "n": int(ok.sum())}
+    xv, yv = np.log(1.0 / alpha[ok]), tau[ok]
+    a, c = np.polyfit(xv, yv, 1)
+    r = yv - (a * xv + c)
+    se = float(np.sqrt(r @ r / (xv.size - 2) / np.sum((xv - xv.mean()) ** 2)))
+    q = float(stats.t.ppf(0.975, xv.size - 2))
+    return {"a_fit": float(a), "c_fit": float(c), "ci": [float(a - q * se), float(a + q * se)],
+            "n": int(ok.sum())}
+
+
+def _per_seed(cfg: BridgeConfig, u: dict) -> list[dict]:
+    """Per seed: ``H_anti`` at the switch and (alpha = 0 net) at the end, the derived slope ``a_pred``, the
+    fitted slope ``a_fit`` and the laws (with the derived log law, slope fixed to the seed's ``a_pred``)
+    compared by AIC on that seed's alphas."""
+    from ghostsing.simulate.passage_laws import compare_laws
+
+    al, sd = np.array(u["alphas"]), np.array(u["seeds"])
+    tau = np.array(u["tau_split"], dtype=float)
+    rows = []
+    for k, s in enumerate(cfg.seeds):
+        m = (sd == s) & (al > 0)
+        d = derived_log_slope(u["anti_switch"][k]["lambda_min"], cfg.lr)
+        d_end = derived_log_slope(u["anti_end"][k]["lambda_min"], cfg.lr)
+        row = {"seed": s, **d, "lambda_min_end": d_end["lambda_min"], "a_pred_end": d_end["a_pred"],
+               "n_negative": u["anti_switch"][k]["n_negative"], **_slope_fit(al[m], tau[m])}
+        row["ratio"] = row["a_fit"] / row["a_pred"] if np.isfinite(row["a_pred"]) else float("nan")
+        ok = m & np.isfinite(tau)
+        if np.unique(al[ok]).size >= 3:
+            laws = _laws() + ([_derived_law(d["a_pred"])] if np.isfinite(d["a_pred"]) else [])
+            res = compare_laws(laws, al[ok], tau[ok], n_boot=0)
+            row["order"], row["delta_aic"] = res["order"], res["delta_aic"]
+            row["c_derived"] = res["fits"]["derived log"].params[0] if "derived log" in res["fits"] else None
+        rows.append(row)
+    return rows
+
+
+def _seed_table(rows: list[dict], cfg: BridgeConfig) -> list[str]:
+    names = ["derived log", "log", "power", "C/alpha", "alpha^-2 (a ln(1/alpha) + b)"]
+    lines = ["### Derived against fitted log-law slope, per seed", "",
+             f"lambda_min(H_anti): smallest eigenvalue of the dense Hessian restricted to the pair's "
+             f"antisymmetric subspace, at the switch (pre-trained plain net) and at the end of the run (the "
+             f"alpha = 0 net after {cfg.steps} more plain steps); a_pred = 1/ln(1 + lr |lambda_min|) at the "
+             f"switch (lr = {cfg.lr:g}); a_fit: least-squares slope of tau_split against ln(1/alpha) over "
+             "the seed's alphas [95% t interval].  Delta AIC: the laws fitted to ln tau on that seed alone "
+             "(the derived law has only c free; the seeds do not share a slope, so it is compared per "
+             "seed, not in the pooled table above).", "",
+             "| seed | lambda_min switch | # neg. | lambda_min end | a_pred | a_pred (end) | "
+             "a_fit [95% CI] | a_fit/a_pred | best law | " + " | ".join(f"dAIC {n}" for n in names) + " |",
+             "|---" * (9 + len(names)) + "|"]
+    for r in rows:
+        dA = r.get("delta_aic", {})
+        lines.append(
+            f"| {r['seed']} | {r['lambda_min']:.4g} | {r['n_negative']} | {r['lambda_min_end']:.4g} | "
+            f"{r['a_pred']:.4g} | {r['a_pred_end']:.4g} | {r['a_fit']:.4g} [{r['ci'][0]:.4g}, "
+            f"{r['ci'][1]:.4g}] | {r['ratio']:.3g} | {(r.get('order') or ['—'])[0]} | "
+            + " | ".join(f"{dA[n]:.2f}" if n in dA else "—" for n in names) + " |")
+    return lines + [""]
+
+
 def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: bool = True) -> ExperimentOutput:
+    from ghostsing.experiments.deep_curvature import one_group_test
+    from ghostsing.experiments.predictions import one_group_prediction
     from ghostsing.plots.curvature import plot_bridge
 
     set_threads(cfg.threads)
@@ -188,6 +347,9 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
         m = (sd == s) & (al > 0) & np.isfinite(np.array(u["tau_split"], dtype=float))
         t = np.array(u["tau_split"], dtype=float)[m]
         p_seed.append(float(-np.polyfit(np.log(al[m]), np.log(t), 1)[0]) if m.sum() >= 3 else float("nan"))
+    rows = _per_seed(cfg, u)
+    neg = [r for r in rows if np.isfinite(r["a_pred"]) and np.isfinite(r["a_fit"])]
+    dev = [cfg.a_tol - abs(r["ratio"] - 1) for r in neg]
     zero_split = [v for v, a in zip(u["final_split"], u["alphas"], strict=True) if a == 0]
     preds = [
         seeds_one_group_prediction(cfg,
@@ -200,6 +362,18 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
             [cfg.p_tol - abs(p - 1) for p in p_seed],
             +1, f"E = {cfg.p_tol:g} - mean over seeds of |p - 1|",
             "generic first-order drift alpha v1 (docs/ghosts.md): tau = C/alpha", details={"p": p_seed}),
+        one_group_prediction(
+            "the deep passage follows the derived log law: slope a_fit = a_pred = 1/ln(1 + lr|lambda_min|)",
+            dev, +1,
+            f"E = {cfg.a_tol:g} - mean of |a_fit/a_pred - 1| over the {len(neg)} of {len(rows)} seeds with "
+            "lambda_min(H_anti) < 0 at the switch and >= 3 alphas split (a_fit: least-squares slope of "
+            "tau_split against ln(1/alpha); a_pred from the Hessian restricted to the pair's antisymmetric "
+            "subspace)",
+            "a repelling overlap line: the split grows by 1 + lr|lambda_min(H_anti)| a GD step from an "
+            "O(alpha) seed, so tau = ln(1/alpha)/ln(1 + lr|lambda_min|) + c",
+            test=one_group_test(len(neg)),
+            details={"seeds": [r["seed"] for r in neg], "a_pred": [r["a_pred"] for r in neg],
+                     "a_fit": [r["a_fit"] for r in neg]}),
         seeds_one_group_prediction(cfg,
             "negative control: at alpha = 0 the duplicated pair splits", zero_split, +1,
             "E = mean over seeds of the final split |w_i - w_j|/|w_i| at alpha = 0",
@@ -221,7 +395,12 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
             lines.append(f"| {d['formula']} | {d['k']} | {f['delta_aic'][name]:.2f} | {par or '—'} | "
                          f"{d['max_rel_error']:.2f} |")
         lines += ["", f"Best by AIC on ln tau: **{f['order'][0]}**.", ""]
+        if m == "split":
+            lines += _seed_table(rows, cfg)
     zero_loss = [t for t, a in zip(u["tau_loss"], u["alphas"], strict=True) if a == 0 and t is not None]
+    n_split = int(np.sum(np.isfinite(np.array(u["tau_split"], dtype=float)) & (al > 0)))
+    lines += [f"Runs with alpha > 0 whose pair split within {cfg.steps} steps: {n_split} of "
+              f"{int(np.sum(al > 0))}.", ""]
     lines += [f"Control alpha = 0: the pair's split stays {max(zero_split):.1g} on every seed; the loss "
               f"falls {cfg.loss_drop:g} below its value at the switch on {len(zero_loss)} of "
               f"{len(cfg.seeds)} seeds "
@@ -233,10 +412,10 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
               f"{cfg.pre_steps} plain GD steps (lr {cfg.lr:g}) on the singular set, then {cfg.steps} with "
               f"skips; depth {cfg.depth}, width {cfg.width}, pair in hidden layer {cfg.layer}; "
               f"{cfg.n_train} {cfg.dataset} images pooled to {info['in_dim']} features."]
-    figs = plot_bridge(u, fits, cfg, out_dir)
+    figs = plot_bridge(u, fits, cfg, out_dir, derived=rows)
     summary = {"data": info, "p_per_seed": p_seed,
                "best_law": {m: f.get("order", [None])[0] for m, f in fits.items()},
-               "laws": {m: f for m, f in fits.items()}}
+               "laws": {m: f for m, f in fits.items()}, "per_seed": rows}
     return ExperimentOutput(tuple(preds), figs, {}, summary, "\n".join(lines))
 
 
@@ -245,7 +424,8 @@ PRESETS = {
                                  steps=200, split=0.01),
     "bridge-cpu": BridgeConfig(),
     "bridge": BridgeConfig(seeds=tuple(range(10)), n_train=2048, pool=8, width=32, depth=8, layer=4,
-                           alphas=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2), pre_steps=20_000,
+                           alphas=(1e-4, 2e-4, 5e-4, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+                           pre_steps=20_000,
                            steps=200_000, device="auto"),
 }
 

@@ -217,27 +217,38 @@ def plot_llc_sweep(units: Mapping[str, Mapping], gamma_grid: Sequence[float], st
         return save_figure(fig, out_dir, stem)
 
 
-def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, stem: str = "bridge"
-                ) -> tuple[str, ...]:
-    """Left: split of the duplicated pair against GD step, one colour per alpha; middle: passage time
-    against alpha (per seed) with the fitted laws; right: the loss traces."""
+def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, stem: str = "bridge",
+                derived: Sequence[Mapping] | None = None) -> tuple[str, ...]:
+    """(a) split of the duplicated pair against GD step, alphas coloured along a sequential (viridis) scale;
+    (b) passage time against alpha (per seed) with the pooled fitted laws; (c) with ``derived`` (the
+    per-seed rows of the bridge experiment): tau against ln(1/alpha) per seed, the fitted line (solid) and
+    the derived slope ``a_pred`` with only its offset fitted (dashed); (d) the loss traces."""
     al = np.asarray(u["alphas"])
+    levels = sorted(set(al.tolist()))
+    pos = [a for a in levels if a > 0]
+    cmap = plt.get_cmap("viridis")
+    lo, hi = np.log(min(pos)), np.log(max(pos))
+
+    def col(a: float) -> str:
+        return colour_for("other") if a == 0 else cmap(0.9 * (np.log(a) - lo) / max(hi - lo, 1e-12))
+
     with style_context():
-        fig, ax = plt.subplots(1, 3, figsize=(14, 4.3))
+        fig, axs = plt.subplots(2, 2, figsize=(13, 9))
+        ax = [axs[0, 0], axs[0, 1], axs[1, 0], axs[1, 1]]
         st = np.asarray(u["split_trace"], dtype=float)
         steps = np.arange(st.shape[1]) * u["trace_every"]
         lt = np.asarray(u["loss_trace"], dtype=float)
-        for i, a in enumerate(sorted(set(al.tolist()))):
-            c = colour_for("other") if a == 0 else CYCLE[(i - 1) % (len(CYCLE) - 1)]
+        for a in levels:
             for k, j in enumerate(np.flatnonzero(al == a)):
                 lab = (f"alpha = {a:g}" if a else "alpha = 0 (control)") if k == 0 else None
-                ax[0].plot(steps, np.maximum(st[j], 1e-17), color=c, lw=0.8, label=lab)
-                ax[2].plot(np.arange(lt.shape[1]) * u["trace_every"], lt[j], color=c, lw=0.8, label=lab)
+                ax[0].plot(steps, np.maximum(st[j], 1e-17), color=col(a), lw=0.8, label=lab)
+                ax[3].plot(np.arange(lt.shape[1]) * u["trace_every"], lt[j], color=col(a), lw=0.8, label=lab)
         ax[0].axhline(cfg.split, color=colour_for("theory"), ls="--", lw=0.8)
         ax[0].set_yscale("log")
         ax[0].set_xlabel("GD step after the skips are switched on")
         ax[0].set_ylabel("|w_i - w_j| / |w_i| (duplicated pair)")
-        ax[0].legend(fontsize=6.5)
+        ax[0].set_title("(a) split of the pair (dashed: threshold)")
+        ax[0].legend(fontsize=6.5, ncol=2)
         tau = np.asarray(u["tau_split"], dtype=float)
         m = al > 0
         ax[1].scatter(al[m], tau[m], color=colour_for("plain"), s=14, label="tau (split), per seed")
@@ -257,10 +268,27 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
         ax[1].set_yscale("log")
         ax[1].set_xlabel("skip strength alpha")
         ax[1].set_ylabel("passage time tau (GD steps)")
+        ax[1].set_title("(b) passage time, pooled law fits")
         ax[1].legend(fontsize=6.5)
-        ax[2].set_yscale("log")
-        ax[2].set_xlabel("GD step after the skips are switched on")
-        ax[2].set_ylabel("training loss")
+        sd = np.asarray(u["seeds"])
+        xs = np.log(1.0 / np.array(pos))
+        for k, r in enumerate(derived or []):
+            c = CYCLE[k % len(CYCLE)]
+            mk = m & (sd == r["seed"])
+            ax[2].plot(np.log(1.0 / al[mk]), tau[mk], "o", color=c, ms=4, label=f"seed {r['seed']}")
+            if np.isfinite(r.get("a_fit", np.nan)):
+                ax[2].plot(xs, r["a_fit"] * xs + r["c_fit"], color=c, lw=1)
+            if r.get("c_derived") is not None and np.isfinite(r.get("a_pred", np.nan)):
+                ax[2].plot(xs, r["a_pred"] * xs + r["c_derived"], color=c, lw=1, ls="--")
+        ax[2].set_xlabel("ln(1/alpha)")
+        ax[2].set_ylabel("passage time tau (GD steps)")
+        ax[2].set_title("(c) per seed: fitted slope (solid), derived slope 1/ln(1+lr|lambda_min|) (dashed)")
+        if derived:
+            ax[2].legend(fontsize=6.5)
+        ax[3].set_yscale("log")
+        ax[3].set_xlabel("GD step after the skips are switched on")
+        ax[3].set_ylabel("training loss")
+        ax[3].set_title("(d) training loss")
         fig.suptitle("Deep MLPs started on an overlap singularity: passage time against skip strength")
         return save_figure(fig, out_dir, stem)
 
