@@ -20,11 +20,24 @@ Protocol (per seed):
    loss falls ``loss_drop`` below its value at the switch.  ``alpha = 0`` is the negative control: the pair
    never splits (the split stays exactly 0).
 
+The derived constant.  The swap of the two units is a symmetry of the plain net, so the antisymmetric subspace
+of the pair (``v = +u`` on unit 0's incoming weights, bias and outgoing weights, ``-u`` on unit 1's, zero
+elsewhere; :func:`antisymmetric_basis`) is invariant and at a symmetric point the Hessian is block-diagonal
+between the symmetric and antisymmetric parts.  ``H_anti`` (:func:`anti_hessian`) is computed per seed at the
+switch (the pre-trained plain net) and, for the drift of the constant, on the ``alpha = 0`` net at the end of
+the run.  If ``lambda_- = lambda_min(H_anti) < 0`` the split obeys ``s_{k+1} ~ (1 + lr |lambda_-|) s_k +
+O(alpha)``, so ``tau = (1/mu) ln(1/alpha) + c`` with ``mu = ln(1 + lr |lambda_-|)``: the log law with its
+slope ``a_pred = 1/mu`` derived (:func:`derived_log_slope`), not fitted.  If ``lambda_- >= 0`` the line
+attracts the split and the law does not apply to that seed.
+
 The laws are fitted to ``ln tau`` over every (alpha, seed) with one criterion (AIC,
 :func:`ghostsing.simulate.passage_laws.compare_laws`; stratified bootstrap CIs of each law's parameters):
 ``C/alpha`` (C free), ``alpha^-2 (a ln(1/alpha) + b)``, ``a ln(1/alpha) + c`` and the free power law
-``A alpha^-p``.  Predictions: (1) the passage slows as alpha falls (per-seed power-law exponent ``p > 0``);
-(2) the first-order law: ``|p - 1| < p_tol`` per seed; (3) negative control: at ``alpha = 0`` the pair
+``A alpha^-p``; per seed the same laws plus the derived log law (slope ``a_pred`` of that seed, only ``c``
+free: the seeds do not share a slope, so it is compared per seed).  Predictions: (1) the passage slows as
+alpha falls (per-seed power-law exponent ``p > 0``); (2) the first-order law: ``|p - 1| < p_tol`` per seed;
+(3) the derived log law: ``|a_fit / a_pred - 1| < a_tol`` per seed with ``lambda_- < 0``, ``a_fit`` the
+least-squares slope of ``tau`` against ``ln(1/alpha)``; (4) negative control: at ``alpha = 0`` the pair
 splits (it cannot: the split is 0 on every seed, so the prediction is refused as constant).
 """
 

@@ -241,13 +241,16 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
         for a in levels:
             for k, j in enumerate(np.flatnonzero(al == a)):
                 lab = (f"alpha = {a:g}" if a else "alpha = 0 (control)") if k == 0 else None
-                ax[0].plot(steps, np.maximum(st[j], 1e-17), color=col(a), lw=0.8, label=lab)
+                if a > 0:  # the control's split is exactly 0: off a log scale (said in the title)
+                    ax[0].plot(steps, st[j], color=col(a), lw=0.8, label=lab)
                 ax[3].plot(np.arange(lt.shape[1]) * u["trace_every"], lt[j], color=col(a), lw=0.8, label=lab)
         ax[0].axhline(cfg.split, color=colour_for("theory"), ls="--", lw=0.8)
         ax[0].set_yscale("log")
         ax[0].set_xlabel("GD step after the skips are switched on")
         ax[0].set_ylabel("|w_i - w_j| / |w_i| (duplicated pair)")
-        ax[0].set_title("(a) split of the pair (dashed: threshold)")
+        z = st[al == 0]
+        zs = f"{np.nanmax(z):.1g}" if z.size and np.nanmax(z) > 0 else "exactly 0, not drawn"
+        ax[0].set_title(f"(a) split of the pair (dashed: threshold; alpha = 0: split {zs})")
         ax[0].legend(fontsize=6.5, ncol=2)
         tau = np.asarray(u["tau_split"], dtype=float)
         m = al > 0
