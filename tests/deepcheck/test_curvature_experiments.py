@@ -266,3 +266,46 @@ def test_bridge_split_grows_at_the_derived_rate_under_plain_gd():
     assert growth[-1] > 15  # grew by ~e^3
     # lambda_min >= 0: the law does not apply
     assert np.isnan(derived_log_slope(0.0, lr)["a_pred"]) and np.isnan(derived_log_slope(0.3, lr)["mu"])
+
+
+def test_penalised_batched_loss_matches_fn_row_by_row():
+    """The LLC samplers read ``batched``: it must carry the penalty of ``fn``."""
+    from ghostsing.experiments.deep_curvature import penalised
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(30, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (30,), generator=g)
+    fl = penalised(flat_loss(ActMLP(3, 2, 1, 3, "gelu", 0.0, 0), torch.nn.functional.cross_entropy, x, y),
+                   0.3)
+    W = fl.theta + 0.1 * torch.randn(4, fl.dim, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(fl.batched(W), torch.stack([fl.fn(w) for w in W]))
+
+
+def test_slt_unit_certifies_w_star_and_its_gaussian_llc():
+    """A smooth penalised net: w* is a true critical point with a positive definite Hessian, and the
+    unit's regular-model value is (1/2) sum n beta lambda / (n beta lambda + gamma) of that Hessian."""
+    import math
+
+    from ghostsing.deepcheck.probes.llc import gaussian_llc
+    from ghostsing.experiments.deep_curvature import penalised
+    from ghostsing.experiments.deep_curvature_slt import SLTConfig, _unit
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (300,), generator=g)
+    cfg = SLTConfig(seeds=(0,), sweep_seeds=0, width=2, depth=1, weight_decay=1e-2, grad_tol=1e-8,
+                    lbfgs_iters=500, newton_steps=50, chains=2, draws=60, burnin=20)
+    u = _unit(cfg, x, y, 3, "plain_s0")
+    assert u["kind"] == "converged" and u["grad_norm"] <= 1e-8
+    assert u["hessian_min"] > 0 and u["n_negative"] == 0
+    net = ActMLP(3, 2, 1, 3, "gelu", 0.0, 0)
+    fl = penalised(flat_loss(net, torch.nn.functional.cross_entropy, x, y), cfg.weight_decay)
+    w_star, _ = converge(fl, lbfgs_iters=500, grad_tol=1e-8, newton_steps=50)
+    ev = np.linalg.eigvalsh(torch.func.hessian(fl.fn)(w_star).numpy())
+    nbeta = 300 / math.log(300)
+    expected = gaussian_llc(ev, nbeta, cfg.gamma_rel * math.sqrt(nbeta))
+    assert u["central"]["llc_gaussian"] == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="activation"):
+        SLTConfig(activation="swish")
+    with pytest.raises(ValueError, match="preconditioner"):
+        SLTConfig(preconditioner="kfac")

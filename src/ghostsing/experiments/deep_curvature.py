@@ -165,7 +165,8 @@ class ActMLP(nn.Module):
 
 def penalised(fl, weight_decay: float):
     """``fl`` (a :class:`~ghostsing.deepcheck.operators.FlatLoss`) with ``L(theta) + (weight_decay / 2)
-    |theta|^2`` as its :meth:`fn` (and so its gradient and Hessian); ``weight_decay = 0`` returns ``fl``."""
+    |theta|^2`` as its :meth:`fn` (and so its gradient and Hessian) and its :meth:`batched` (the losses
+    of rows of ``W``, as the LLC samplers read them); ``weight_decay = 0`` returns ``fl``."""
     if weight_decay == 0:
         return fl
     kw = {f.name: getattr(fl, f.name) for f in fields(fl)}
@@ -181,6 +182,9 @@ class PenalisedLoss(FlatLoss):
 
     def fn(self, theta: torch.Tensor) -> torch.Tensor:
         return super().fn(theta) + 0.5 * self.weight_decay * (theta * theta).sum()
+
+    def batched(self, W: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        return super().batched(W, idx) + 0.5 * self.weight_decay * (W * W).sum(-1)
 
 
 def converge(fl, *, lbfgs_iters: int = 3000, grad_tol: float = 1e-6, newton_steps: int = 0,

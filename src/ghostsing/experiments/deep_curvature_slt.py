@@ -6,38 +6,48 @@ net's singularities, the residual net is less singular: ``lambda(plain) < lambda
 
 What makes the estimate mean something here (each checked in the report):
 
-* ``n >> d ln n`` -- small ReLU MLPs (``d`` about 150) on all ``n_train`` CIFAR images pooled to
+* ``n >> d ln n`` -- small MLPs (``d`` about 120) on all ``n_train`` CIFAR images pooled to
   ``3 (32/pool)^2`` features, so ``n / (d ln n)`` is about 10 (the estimator's ``n beta = n / ln n`` scale
   then bounds nothing: ``(n / ln n)(ln C - L*)`` is far above ``d/2``);
 * a certified ``w*`` -- full-batch L-BFGS, then damped Newton on the dense Hessian
-  (:func:`~ghostsing.experiments.deep_curvature.converge`): each ``w*`` is a critical point (``|grad L| <=
-  grad_tol``), a nonsmooth stationary point (a ReLU kink: no damped-Newton step lowers the loss) or neither,
-  and the counts are reported;
-* a plateau -- on ``sweep_seeds`` nets per arm the estimate is repeated over a grid of the localisation
-  ``gamma_rel`` (``gamma = gamma_rel sqrt(n beta)``), of the SGLD step ``step_rel`` (``eps = step_rel /
-  (n beta lambda_max + gamma)``) and of the sampling time (``time_grid``: the central setting with draws and
-  burn-in multiplied by each factor), and its largest relative deviation from the central setting reported.
-  With ``fixed_time`` the draws and burn-in at step ``s`` are ``draws step_rel / s`` and ``burnin step_rel /
-  s``, so every point of the step grid samples the same SGLD time ``steps x eps`` (at a fixed number of
-  draws a 4x smaller step covers a 4x shorter time, and a chain that has not equilibrated reads a smaller
-  LLC: the step grid would then measure the sampling time, not the step's discretisation bias).  The time
-  grid is the check that the chains are equilibrated at all: an estimate that still grows with the sampling
-  time is on no plateau;
+  (:func:`~ghostsing.experiments.deep_curvature.converge`) of ``L_n + (weight_decay/2) |w|^2``.  The default
+  nets are smooth (GELU) with a small penalty: a ReLU net's minimiser sits on a kink (no critical point,
+  the Newton certificate says "stationary"), and without the penalty the cross-entropy of a smooth net keeps
+  falling along directions where weights grow (GELU(c x)/c tends to ReLU), so no minimiser exists.  The
+  penalty ``weight_decay/2 |w|^2`` per sample is a Gaussian prior of precision ``n weight_decay``; it is
+  ``O(1/n)`` of the loss and leaves the learning coefficient's ``n -> infinity`` limit unchanged.  Each
+  ``w*`` is reported as a critical point (``|grad L| <= grad_tol``), a nonsmooth stationary point or
+  neither, with the smallest eigenvalue of its Hessian (a strict local minimum when positive);
+* a sampler that equilibrates -- unadjusted full-batch SGLD (the step is a swept parameter, not adapted)
+  with the constant preconditioner ``M = (n beta |H(w*)| + gamma)^{-1}``
+  (:func:`~ghostsing.deepcheck.probes.llc.hessian_preconditioner`): at ``w*`` every direction has curvature
+  1 in the metric of ``M``, so directions whose curvatures differ by ``10^5`` relax in the same ``~1/eps``
+  steps (without it, the flat directions need ``n beta lambda_max / gamma`` steps, and earlier runs of this
+  experiment read an LLC that still grew by 18-43 % when the sampling time was doubled);
+* plateaus -- on ``sweep_seeds`` nets per arm the estimate is repeated over a grid of the SGLD step
+  ``step_rel`` (``eps = step_rel`` in the metric of ``M``), of the sampling time (``time_grid``: draws and
+  burn-in multiplied by each factor) and of the localisation ``gamma_rel`` (``gamma = gamma_rel sqrt(n
+  beta)``).  With ``fixed_time`` the draws and burn-in at step ``s`` are ``draws step_rel / s`` and ``burnin
+  step_rel / s``, so every point of the step grid samples the same SGLD time.  Step and time test the
+  *sampler* (no discretisation bias, equilibrated chains); gamma tests the *quantity*: the estimate depends
+  on gamma unless the Hessian spectrum has a gap around ``gamma / (n beta)``.  The regular-model value
+  ``LLC_gauss = (1/2) sum_i n beta lambda_i / (n beta lambda_i + gamma)``
+  (:func:`~ghostsing.deepcheck.probes.llc.gaussian_llc`) of each net's spectrum is reported at every
+  gamma, so the gamma dependence a quadratic loss would show is on the page beside the measured one;
 * ``E_w[L] - L(w*)`` small against ``L(w*)``.
 
-The sampler: :func:`ghostsing.deepcheck.probes.llc.estimate_llc`, unadjusted full-batch SGLD (so that
-the step is a swept parameter and not adapted), ``chains`` chains of ``draws`` draws after ``burnin``.
-
 Predictions: (1) plain nets have a lower LLC than residual nets; (2) the LLC is below ``d/2``; (3) the
-estimate is on a plateau: ``E = plateau_tol - max relative deviation over the gamma, step and time grids``;
-(4) ``E_w[L] - L(w*)`` below ``small_tol L(w*)``; (5) negative control: plain against plain nets with other
-seeds, no difference expected.
+LLC is below its regular value ``LLC_gauss`` (flatness beyond the quadratic approximation on the
+posterior's scale); (4) the sampler is on a plateau in step and sampling time: ``E = plateau_tol - max
+relative deviation``; (5) the estimate is on a plateau in gamma (same form); (6) ``E_w[L] - L(w*)`` below
+``small_tol L(w*)``; (7) negative control: plain against plain nets with other seeds, no difference
+expected.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +55,7 @@ import torch
 
 from ghostsing.experiments.base import Experiment, ExperimentOutput
 from ghostsing.experiments.deep_curvature import (
+    ACTIVATIONS,
     POLISH_KINDS,
     ActMLP,
     cached_units,
@@ -52,10 +63,11 @@ from ghostsing.experiments.deep_curvature import (
     converge,
     device_of,
     features,
+    penalised,
     set_threads,
 )
 from ghostsing.experiments.predictions import difference_prediction, one_group_prediction
-from ghostsing.validation import check_float, check_floats, check_int
+from ghostsing.validation import check_choice, check_float, check_floats, check_int
 
 CONTROL_OFFSET = 100
 ARMS = {"plain": 0.0, "residual": 1.0}
@@ -75,18 +87,21 @@ class SLTConfig:
     pool: int = 16
     width: int = 4
     depth: int = 2
+    activation: str = "gelu"
+    weight_decay: float = 1e-4
     lbfgs_iters: int = 1000
     grad_tol: float = 1e-5
     newton_steps: int = 300
     gamma_rel: float = 0.05
-    step_rel: float = 0.02
+    step_rel: float = 0.01
     gamma_grid: tuple[float, ...] = (0.0125, 0.2)
-    step_grid: tuple[float, ...] = (0.005, 0.04)
+    step_grid: tuple[float, ...] = (0.005, 0.02)
     time_grid: tuple[float, ...] = (2.0,)
     fixed_time: bool = True
-    chains: int = 4
-    draws: int = 600
-    burnin: int = 200
+    preconditioner: str = "hessian"
+    chains: int = 2
+    draws: int = 1500
+    burnin: int = 500
     plateau_tol: float = 0.15
     small_tol: float = 0.05
     threads: int = 0
@@ -99,6 +114,9 @@ class SLTConfig:
         check_int("n_train", self.n_train, 16)
         check_int("width", self.width, 1, 256)
         check_int("depth", self.depth, 1, 16)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_float("weight_decay", self.weight_decay, 0, 1)
+        check_choice("preconditioner", self.preconditioner, ("hessian", "none"))
         check_int("lbfgs_iters", self.lbfgs_iters, 0)
         check_float("grad_tol", self.grad_tol, 0, 1, low_open=True)
         check_float("gamma_rel", self.gamma_rel, 0, low_open=True)
@@ -123,10 +141,11 @@ def _llc(fl, w_star, n: int, cfg: SLTConfig, gamma_rel: float, step_rel: float, 
     scale = time * (cfg.step_rel / step_rel if cfg.fixed_time else 1.0)
     draws, burnin = max(1, round(cfg.draws * scale)), round(cfg.burnin * scale)
     sg = SGLDConfig(num_chains=cfg.chains, num_draws=draws, num_burnin=burnin, sampler="sgld",
-                    preconditioner="none", gamma_rel=gamma_rel, step_rel=step_rel)
+                    preconditioner=cfg.preconditioner, gamma_rel=gamma_rel, step_rel=step_rel)
     r = estimate_llc(fl, w_star, n, sg, seed=0)
     half = r.loss_trace.shape[1] // 2
     return {"llc": r.llc, "llc_stderr": r.llc_stderr, "loss_star": r.loss_star,
+            "llc_gaussian": r.llc_gaussian, "gamma": r.gamma, "step_size": r.step_size,
             "mean_loss": float(np.mean(r.loss_trace)), "flags": list(r.flags), "draws": draws,
             "burnin": burnin,
             "llc_first_half": float(r.nbeta * (r.loss_trace[:, :half].mean() - r.loss_star)),
@@ -139,12 +158,17 @@ def _unit(cfg: SLTConfig, x, y, n_classes: int, key: str) -> dict:
     arm, s = key.split("_s")
     seed = int(s)
     alpha = ARMS["plain" if arm == "control" else arm]
-    net = ActMLP(x.shape[1], cfg.width, cfg.depth, n_classes, "relu", alpha, seed).to(x.device)
-    fl = flat_loss(net, torch.nn.functional.cross_entropy, x, y)
+    net = ActMLP(x.shape[1], cfg.width, cfg.depth, n_classes, cfg.activation, alpha, seed).to(x.device)
+    fl = penalised(flat_loss(net, torch.nn.functional.cross_entropy, x, y), cfg.weight_decay)
     w_star, conv = converge(fl, lbfgs_iters=cfg.lbfgs_iters, grad_tol=cfg.grad_tol,
                             newton_steps=cfg.newton_steps)
     n, d = len(y), fl.dim
+    ev = torch.linalg.eigvalsh(replace(fl, theta=w_star.detach()).hessian().to_dense()).double().cpu().numpy()
+    nbeta = n / math.log(n)
+    gamma = cfg.gamma_rel * math.sqrt(nbeta)
     out = {"arm": arm, "seed": seed, "d": d, "n": n, "n_over_d_ln_n": n / (d * math.log(n)), **conv,
+           "hessian_min": float(ev.min()), "hessian_max": float(ev.max()),
+           "n_negative": int((ev < 0).sum()), "n_soft": int((nbeta * ev < gamma).sum()),
            "central": _llc(fl, w_star, n, cfg, cfg.gamma_rel, cfg.step_rel)}
     sweep_seeds = [cfg.seeds[i] for i in range(cfg.sweep_seeds)]
     if arm != "control" and seed in sweep_seeds:
@@ -172,23 +196,34 @@ def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool =
     kinds = {k: sum(u.get("kind", "converged" if u["converged"] else "not stationary") == k
                     for u in units.values()) for k in POLISH_KINDS}
     n_conv = kinds["converged"]
-    dev, excess = [], []
+    dev_sampler, dev_gamma, dev_gamma_gauss, excess = [], [], [], []
     grid_dev: dict[str, list[float]] = {"gamma_sweep": [], "step_sweep": [], "time_sweep": []}
     for u in units.values():
         c = u["central"]["llc"]
         for g in grid_dev:
             grid_dev[g] += [abs(r["llc"] / c - 1) for r in u.get(g, [])]
-        sw = [r["llc"] for g in grid_dev for r in u.get(g, [])]
-        if sw:
-            dev.append(max(abs(v / c - 1) for v in sw))
+        if "step_sweep" in u:
+            dev_sampler.append(max(abs(r["llc"] / c - 1) for g in ("step_sweep", "time_sweep") for r in u[g]))
+            dev_gamma.append(max(abs(r["llc"] / c - 1) for r in u["gamma_sweep"]))
+            cg = u["central"]["llc_gaussian"]
+            dev_gamma_gauss.append(max(abs(r["llc_gaussian"] / cg - 1) for r in u["gamma_sweep"]))
         excess.append((u["central"]["mean_loss"] - u["central"]["loss_star"]) / u["central"]["loss_star"])
     grid_max = {g: (max(v) if v else float("nan")) for g, v in grid_dev.items()}
     ratio = units[keys[0]]["n_over_d_ln_n"]
-    base = (f"SGLD at w* after L-BFGS and damped Newton ({kinds['converged']} of {len(units)} critical "
-            f"points with |grad L| <= {cfg.grad_tol:g}, {kinds['stationary']} nonsmooth stationary points "
-            f"(ReLU kinks, not critical points), {kinds['not stationary']} neither; the largest |grad L| "
-            f"{max(u['grad_norm'] for u in units.values()):.2g}), n = {cfg.n_train}, d = {d}, "
-            f"n/(d ln n) = {ratio:.1f}")
+    smooth = cfg.activation != "relu"
+    base = (f"{cfg.activation} nets, loss L_n + {cfg.weight_decay:g}/2 |w|^2; w* after L-BFGS and damped "
+            f"Newton: {kinds['converged']} of {len(units)} critical points with |grad L| <= {cfg.grad_tol:g}"
+            f"{'' if smooth else ' (ReLU: the others are kinks or neither)'}, "
+            f"{kinds['stationary']} nonsmooth stationary, {kinds['not stationary']} neither; the largest "
+            f"|grad L| "
+            f"{max(u['grad_norm'] for u in units.values()):.2g}; smallest Hessian eigenvalue over nets "
+            f"{min(u['hessian_min'] for u in units.values()):.2g}; n = {cfg.n_train}, d = {d}, "
+            f"n/(d ln n) = {ratio:.1f}; SGLD with the {cfg.preconditioner} preconditioner")
+
+    def ratio_to_gauss(a):
+        return [units[f"{a}_s{s}"]["central"]["llc"] / units[f"{a}_s{s}"]["central"]["llc_gaussian"]
+                for s in cfg.seeds]
+
     preds = [
         difference_prediction(
             "plain nets have a lower LLC than residual nets", llc("plain"), llc("residual"), -1,
@@ -198,14 +233,29 @@ def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool =
             "the LLC is below d/2", [v / (d / 2) for v in llc("plain") + llc("residual")], -1,
             "E = mean(LLC / (d/2)) - 1 over every net", "deep nets are singular models; " + base, null=1.0),
         one_group_prediction(
-            "the LLC estimate is on a plateau in gamma, step and sampling time",
-            [cfg.plateau_tol - v for v in dev], +1,
-            f"E = {cfg.plateau_tol:g} - max over the gamma, step and time grids of |LLC / LLC(central) - 1|",
-            f"gamma_rel in {cfg.gamma_grid}, step_rel in {cfg.step_grid} "
-            f"({'draws x step fixed' if cfg.fixed_time else 'fixed draws'}) and sampling time x "
-            f"{cfg.time_grid} around ({cfg.gamma_rel:g}, {cfg.step_rel:g}, {cfg.draws} draws); "
-            f"{cfg.sweep_seeds} seeds per arm; largest deviations: gamma {grid_max['gamma_sweep']:.1%}, "
-            f"step {grid_max['step_sweep']:.1%}, time {grid_max['time_sweep']:.1%}"),
+            "the LLC is below its regular (Gaussian) value at the same gamma",
+            ratio_to_gauss("plain") + ratio_to_gauss("residual"), -1,
+            "E = mean(LLC / LLC_gauss) - 1 over every net; LLC_gauss = (1/2) sum_i n beta lambda_i / (n beta "
+            "lambda_i + gamma) from the Hessian spectrum at w*",
+            "beyond the quadratic approximation the loss is flatter (higher-order, singular directions) on "
+            "the posterior's scale; a regular minimum gives a ratio 1", null=1.0),
+        one_group_prediction(
+            "the sampler is on a plateau in step and sampling time (equilibrated, no step bias)",
+            [cfg.plateau_tol - v for v in dev_sampler], +1,
+            f"E = {cfg.plateau_tol:g} - max over the step and time grids of |LLC / LLC(central) - 1|",
+            f"step_rel in {cfg.step_grid} ({'draws x step fixed' if cfg.fixed_time else 'fixed draws'}) and "
+            f"sampling time x {cfg.time_grid} around ({cfg.step_rel:g}, {cfg.draws} draws); "
+            f"{cfg.sweep_seeds} seeds per arm; largest deviations: step {grid_max['step_sweep']:.1%}, time "
+            f"{grid_max['time_sweep']:.1%}"),
+        one_group_prediction(
+            "the LLC estimate is on a plateau in gamma",
+            [cfg.plateau_tol - v for v in dev_gamma], +1,
+            f"E = {cfg.plateau_tol:g} - max over the gamma grid of |LLC / LLC(central) - 1|",
+            f"gamma_rel in {cfg.gamma_grid} around {cfg.gamma_rel:g}; largest deviation "
+            f"{grid_max['gamma_sweep']:.1%}; the regular-model (Gaussian) formula on the same spectra "
+            f"predicts up to "
+            f"{max(dev_gamma_gauss) if dev_gamma_gauss else float('nan'):.1%}: a plateau needs a gap in the "
+            f"Hessian spectrum around gamma / (n beta)"),
         one_group_prediction(
             "E_w[L] - L(w*) is small", [cfg.small_tol - v for v in excess], +1,
             f"E = {cfg.small_tol:g} - mean over nets of (E_w[L] - L(w*)) / L(w*)",
@@ -216,22 +266,24 @@ def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool =
             "negative control: plain nets differ from plain nets with other seeds", llc("plain"),
             [units[f"control_s{s + CONTROL_OFFSET}"]["central"]["llc"] for s in cfg.seeds], -1,
             "E = LLC(plain, seeds) - LLC(plain, seeds + 100)", "identical arms: no effect expected"))
-    rows = ["| arm | d | L(w*) | max |grad L| | LLC (mean ± sd) | LLC/(d/2) | (E[L] - L*)/L* |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| arm | d | L(w*) | max |grad L| | min Hessian eigenvalue | soft directions (n beta lambda "
+            "< gamma) | LLC (mean ± sd) | LLC_gauss | LLC/(d/2) | (E[L] - L*)/L* |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for a in list(ARMS) + (["control"] if cfg.control else []):
         us = [u for k, u in units.items() if u["arm"] == a]
         v = [u["central"]["llc"] for u in us]
         rows.append(f"| {a} | {us[0]['d']} | {np.mean([u['loss'] for u in us]):.4f} | "
-                    f"{max(u['grad_norm'] for u in us):.2g} | {np.mean(v):.2f} ± {np.std(v):.2f} | "
+                    f"{max(u['grad_norm'] for u in us):.2g} | {min(u['hessian_min'] for u in us):.2g} | "
+                    f"{np.mean([u['n_soft'] for u in us]):.1f} | {np.mean(v):.2f} ± {np.std(v):.2f} | "
+                    f"{np.mean([u['central']['llc_gaussian'] for u in us]):.2f} | "
                     f"{np.mean(v) / (d / 2):.3f} | "
                     f"{np.mean([(u['central']['mean_loss'] - u['loss']) / u['loss'] for u in us]):.4f} |")
     md = "\n".join(["## Local learning coefficient (SGLD)", "", *rows, "",
                     f"{base}; {cfg.chains} chains x {cfg.draws} draws after {cfg.burnin}; central gamma_rel "
-                    f"{cfg.gamma_rel:g}, step_rel {cfg.step_rel:g}; largest deviation over the sweeps "
-                    f"{max(dev) if dev else float('nan'):.1%} (gamma {grid_max['gamma_sweep']:.1%}, step "
-                    f"{grid_max['step_sweep']:.1%} with "
+                    f"{cfg.gamma_rel:g}, step_rel {cfg.step_rel:g}; largest deviation over the sweeps: gamma "
+                    f"{grid_max['gamma_sweep']:.1%}, step {grid_max['step_sweep']:.1%} with "
                     f"{'draws x step fixed' if cfg.fixed_time else 'fixed draws'}, sampling time x "
-                    f"{cfg.time_grid}: {grid_max['time_sweep']:.1%}). Central LLC from the first and second "
+                    f"{cfg.time_grid}: {grid_max['time_sweep']:.1%}. Central LLC from the first and second "
                     f"half of the draws (an equilibrated chain gives the same): "
                     f"{np.mean([u['central']['llc_first_half'] for u in units.values()]):.2f} and "
                     f"{np.mean([u['central']['llc_second_half'] for u in units.values()]):.2f} (means over "
@@ -239,18 +291,22 @@ def run(cfg: SLTConfig, out_dir: Path, *, resume: bool = False, progress: bool =
     figs = plot_llc_sweep(units, cfg.gamma_grid, cfg.step_grid, cfg.gamma_rel, cfg.step_rel, out_dir,
                           time_grid=cfg.time_grid)
     summary = {"data": info, "d": d, "n_over_d_ln_n": ratio, "converged": n_conv, "kinds": kinds,
-               "max_sweep_deviation": max(dev) if dev else None,
+               "max_sampler_deviation": max(dev_sampler) if dev_sampler else None,
+               "max_gamma_deviation": max(dev_gamma) if dev_gamma else None,
+               "max_gamma_deviation_gaussian": max(dev_gamma_gauss) if dev_gamma_gauss else None,
                "max_deviation_per_grid": {g: (v if math.isfinite(v) else None) for g, v in grid_max.items()}}
     return ExperimentOutput(tuple(preds), figs, {}, summary, md)
 
 
 PRESETS = {
-    "slt-small": SLTConfig(seeds=(0, 1), sweep_seeds=1, control=False, n_train=400, width=3, lbfgs_iters=100,
-                           gamma_grid=(0.1,), step_grid=(0.01,), chains=2, draws=50, burnin=20),
+    "slt-small": SLTConfig(seeds=(0, 1, 2), sweep_seeds=3, control=False, n_train=400, width=3,
+                           lbfgs_iters=100, newton_steps=30, grad_tol=1e-4, gamma_grid=(0.1,),
+                           step_grid=(0.02,), chains=2, draws=50, burnin=20),
     "slt-cpu": SLTConfig(),
     "slt": SLTConfig(seeds=tuple(range(10)), sweep_seeds=5, control=True, n_train=12000, pool=16, width=8,
-                     depth=3, gamma_grid=(0.0125, 0.025, 0.1, 0.2), step_grid=(0.005, 0.01, 0.04), chains=8,
-                     draws=8000, burnin=2000, lbfgs_iters=20000, grad_tol=1e-6, device="auto"),
+                     depth=3, gamma_grid=(0.0125, 0.025, 0.1, 0.2), step_grid=(0.0025, 0.005, 0.02),
+                     time_grid=(2.0, 4.0), chains=8, draws=8000, burnin=2000, lbfgs_iters=20000,
+                     grad_tol=1e-6, device="auto"),
 }
 
 EXPERIMENTS = (Experiment("slt", "Local learning coefficient of plain and residual nets (n >> d ln n, "
