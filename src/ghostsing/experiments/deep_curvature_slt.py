@@ -14,10 +14,11 @@ What makes the estimate mean something here (each checked in the report):
   nets are smooth (GELU) with a small penalty: a ReLU net's minimiser sits on a kink (no critical point,
   the Newton certificate says "stationary"), and without the penalty the cross-entropy of a smooth net keeps
   falling along directions where weights grow (GELU(c x)/c tends to ReLU), so no minimiser exists.  The
-  penalty ``weight_decay/2 |w|^2`` per sample is a Gaussian prior of precision ``n weight_decay``; it is
-  ``O(1/n)`` of the loss and leaves the learning coefficient's ``n -> infinity`` limit unchanged.  Each
-  ``w*`` is reported as a critical point (``|grad L| <= grad_tol``), a nonsmooth stationary point or
-  neither, with the smallest eigenvalue of its Hessian (a strict local minimum when positive);
+  penalty ``weight_decay/2 |w|^2`` per sample is, in the tempered posterior, a Gaussian prior of precision
+  ``n beta weight_decay``; it is ``O(1/n)`` of the loss and leaves the learning coefficient's ``n ->
+  infinity`` limit unchanged.  Each ``w*`` is reported as a critical point (``|grad L| <= grad_tol``), a
+  nonsmooth stationary point or neither, with the smallest eigenvalue of its Hessian (a strict local
+  minimum when positive);
 * a sampler that equilibrates -- unadjusted full-batch SGLD (the step is a swept parameter, not adapted)
   with the constant preconditioner ``M = (n beta |H(w*)| + gamma)^{-1}``
   (:func:`~ghostsing.deepcheck.probes.llc.hessian_preconditioner`): at ``w*`` every direction has curvature
