@@ -209,6 +209,10 @@ def test_bridge_antisymmetric_block_is_a_block_of_the_dense_hessian():
         assert torch.min((ev_full - lam).abs()) < 1e-10
         u = B @ v
         assert torch.linalg.norm(H @ u - lam * u) < 1e-10
+    # ReLU: the in-in and out-out blocks vanish, so the spectrum is symmetric about 0
+    n_in = 3 + 1
+    assert torch.abs(Ha[:n_in, :n_in]).max() < 1e-12 and torch.abs(Ha[n_in:, n_in:]).max() < 1e-12
+    assert torch.allclose(ev, -ev.flip(0), atol=1e-12)
     # the full Hessian's eigenvector of the (simple) most negative anti eigenvalue is antisymmetric
     k = int(torch.argmin((ev_full - ev[0]).abs()))
     gap = torch.sort((ev_full - ev[0]).abs()).values[1]

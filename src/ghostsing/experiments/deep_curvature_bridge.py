@@ -159,7 +159,11 @@ def anti_hessian(net, x: torch.Tensor, y: torch.Tensor, layer: int) -> torch.Ten
     r"""``H_anti = B^T H B``: the Hessian restricted to the pair's antisymmetric subspace
     (:func:`antisymmetric_basis` ``B``).  At a point with the two units equal the swap symmetry ``P``
     commutes with ``H``, so ``H`` is block-diagonal between the symmetric (``P v = v``) and antisymmetric
-    (``P v = -v``) parts and the eigenvalues of ``H_anti`` are eigenvalues of ``H``.  Computed exactly from
+    (``P v = -v``) parts and the eigenvalues of ``H_anti`` are eigenvalues of ``H``.  For a ReLU net (off
+    kinks) the in-in and out-out parts of ``H_anti`` vanish -- an antisymmetric change of the incoming weights
+    cancels through the equal outgoing weights, one of the outgoing weights meets equal unit outputs -- so
+    ``H_anti = [[0, C], [C^T, 0]]``, its spectrum is ``+-sigma_i(C)`` and ``lambda_min = -sigma_max(C) < 0``
+    whenever the cross block ``C`` is non-zero (a dead pair has ``C = 0``).  Computed exactly from
     the ``m`` Hessian-vector products ``H B`` (:class:`~ghostsing.deepcheck.operators.HessianOperator`), so
     the dense ``P x P`` Hessian (:func:`dense_hessian`) is never formed."""
     from ghostsing.deepcheck.operators import flat_loss
