@@ -272,6 +272,38 @@ def test_bridge_split_grows_at_the_derived_rate_under_plain_gd():
     assert np.isnan(derived_log_slope(0.0, lr)["a_pred"]) and np.isnan(derived_log_slope(0.3, lr)["mu"])
 
 
+def test_bridge_instability_onset_on_a_synthetic_loss_history():
+    """A descending loss with small wiggles (under the margin) and, in one column, a spike from step 700:
+    the onset is the first step more than 5 % above the running minimum; the stable column has none."""
+    from ghostsing.experiments.deep_curvature_bridge import instability_onset
+
+    k = np.arange(1001)
+    base = 2.0 * np.exp(-k / 300) + 0.3  # monotone descent
+    stable = base + 0.005 * np.sin(k)  # wiggles: at most 0.01 / 0.37 < 3 % above the running minimum
+    spike = base.copy()
+    spike[700:] = base[699] * (1.0 + 0.02 * (k[700:] - 699))  # +2 % a step: 1.02, 1.04, 1.06 > 1.05
+    onset = instability_onset(np.stack([stable, spike], 1), 0.05)
+    assert np.isnan(onset[0]) and onset[1] == 702
+    assert instability_onset(spike, 0.01)[0] == 700
+    assert np.isnan(instability_onset(np.linspace(3, 1, 50), 0.05)[0])
+
+
+def test_bridge_contamination_uses_the_earlier_of_own_and_control_onset():
+    """A passage at or after the onset (own t_unstable or the seed's alpha = 0 control's, the earlier) is
+    contaminated and dropped; passages before it and runs of stable seeds are kept."""
+    from ghostsing.experiments.deep_curvature_bridge import contamination
+
+    u = {"alphas": [0.0, 0.01, 0.1, 0.0, 0.01, 0.1], "seeds": [0, 0, 0, 1, 1, 1],
+         "t_unstable": [500.0, np.nan, 900.0, np.nan, 300.0, np.nan],
+         "tau_split": [np.nan, 600.0, 400.0, np.nan, 350.0, 200.0],
+         "tau_loss": [10.0, 700.0, 50.0, 5.0, 20.0, 10.0]}
+    c = contamination(u)
+    assert c["bad_split"].tolist() == [False, True, False, False, True, False]
+    assert c["bad_loss"].tolist() == [False, True, False, False, False, False]
+    assert np.isnan(c["tau_split"][1]) and c["tau_split"][2] == 400.0 and c["tau_split"][5] == 200.0
+    assert c["onset"][1] == 500.0 and c["onset"][2] == 500.0 and np.isnan(c["onset"][5])
+
+
 def test_penalised_batched_loss_matches_fn_row_by_row():
     """The LLC samplers read ``batched``: it must carry the penalty of ``fn``."""
     from ghostsing.experiments.deep_curvature import penalised

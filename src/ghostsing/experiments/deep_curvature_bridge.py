@@ -18,7 +18,16 @@ Protocol (per seed):
 3. the passage time ``tau``: the first step at which the pair's incoming weights split,
    ``|w_i - w_j| / |w_i| > split``, and, as the plateau length in loss, the first step at which the training
    loss falls ``loss_drop`` below its value at the switch.  ``alpha = 0`` is the negative control: the pair
-   never splits (the split stays exactly 0).
+   never splits (the split stays exactly 0);
+4. GD instability (:func:`instability_onset`): ``t_unstable``, the first step at which a run's training loss
+   exceeds its running minimum by ``unstable_margin`` (5 %).  Full-batch GD sharpens progressively up to the
+   edge of stability ``2/lr``, where the loss spikes; a passage after that is set by the instability, not by
+   the skip.  The onset of a run is the earlier of its own ``t_unstable`` and its seed's ``alpha = 0``
+   control's (the trajectory the seed's nets share until the pair splits); a passage at or after it is
+   contaminated (:func:`contamination`) and left out of the law fits and the predictions.  ``lr`` is chosen
+   so that no net of the preset is unstable within ``steps`` (measured on the ``alpha = 0`` control: at
+   ``lr = 0.05`` every net of ``bridge-cpu`` turned unstable within ~4,000--10,000 steps, at ``0.02`` within
+   ~25,000).
 
 The derived constant.  The swap of the two units is a symmetry of the plain net, so the antisymmetric subspace
 of the pair (``v = +u`` on unit 0's incoming weights, bias and outgoing weights, ``-u`` on unit 1's, zero
@@ -80,6 +89,7 @@ class BridgeConfig:
     steps: int = 60_000
     split: float = 0.1
     loss_drop: float = 0.01
+    unstable_margin: float = 0.05
     p_tol: float = 0.25
     a_tol: float = 0.25
     threads: int = 0
@@ -99,8 +109,25 @@ class BridgeConfig:
         check_int("steps", self.steps, 1)
         check_float("split", self.split, 0, 10, low_open=True)
         check_float("loss_drop", self.loss_drop, 0, low_open=True)
+        check_float("unstable_margin", self.unstable_margin, 0, low_open=True)
         check_float("p_tol", self.p_tol, 0, low_open=True)
         check_float("a_tol", self.a_tol, 0, low_open=True)
+
+
+def instability_onset(loss: np.ndarray, margin: float) -> np.ndarray:
+    """First step at which the training loss exceeds its running minimum over the earlier steps by the
+    relative ``margin`` (``loss_k > (1 + margin) min_{i<k} loss_i``): the onset of a GD instability
+    (full-batch GD below the edge of stability descends, up to round-off).  ``loss`` is ``(steps + 1, S)``
+    (row 0: at the start) or ``(steps + 1,)``; the onset per column ``(S,)`` as a step index, NaN where the
+    loss never rises so far."""
+    loss = np.asarray(loss, dtype=float)
+    if loss.ndim == 1:
+        return instability_onset(loss[:, None], margin)
+    run_min = np.minimum.accumulate(loss, axis=0)
+    up = np.zeros(loss.shape, dtype=bool)
+    up[1:] = loss[1:] > (1.0 + margin) * run_min[:-1]
+    hit = up.any(axis=0)
+    return np.where(hit, up.argmax(axis=0), np.nan).astype(float)
 
 
 def _pair_split(model, layer: int) -> torch.Tensor:
@@ -242,6 +269,7 @@ def _unit(cfg: BridgeConfig, x, y, info: dict, key: str) -> dict:
     for j in range(S):
         below = np.flatnonzero(hist[1:, j] < loss0[j] - cfg.loss_drop)
         tau_loss[j] = below[0] + 1 if below.size else np.nan
+    t_unstable = instability_onset(hist, cfg.unstable_margin)
     loss_trace = hist[::trace_every].T.tolist()
     final_split = _pair_split(model, cfg.layer).cpu().numpy()
     anti_end = _anti_spectra(model, x, y, cfg.layer, [j for j, (a, _) in enumerate(grid) if a == 0])
@@ -249,7 +277,9 @@ def _unit(cfg: BridgeConfig, x, y, info: dict, key: str) -> dict:
             "plateau_loss": loss0.tolist(), "pre_final_loss": pre.history["train_loss"][-1].tolist(),
             "pre_split": _pair_split(plain, cfg.layer).cpu().numpy().tolist(),
             "tau_split": tau_split.tolist(),
-            "tau_loss": tau_loss.tolist(), "final_split": final_split.tolist(), "trace_every": trace_every,
+            "tau_loss": tau_loss.tolist(), "t_unstable": t_unstable.tolist(),
+            "max_loss": hist.max(axis=0).tolist(), "final_split": final_split.tolist(),
+            "trace_every": trace_every,
             "split_trace": np.array(split_trace).T.tolist(), "loss_trace": loss_trace,
             "anti_switch": anti_switch, "anti_end": anti_end}
 
@@ -298,6 +328,25 @@ def _slope_fit(alpha: np.ndarray, tau: np.ndarray) -> dict:
             "n": int(ok.sum())}
 
 
+def contamination(u: dict) -> dict:
+    """Which passages came after a GD instability.  Per run the onset is the earlier of its own
+    ``t_unstable`` and that of its seed's ``alpha = 0`` control (the trajectory every net of the seed shares
+    until its pair splits); a finite ``tau`` at or after the onset is contaminated.  Returns the onset per
+    run, the masks for ``tau_split`` and ``tau_loss`` and the clean passage times (contaminated ones NaN)."""
+    al, sd = np.array(u["alphas"]), np.array(u["seeds"])
+    t_un = np.array(u.get("t_unstable", [np.nan] * al.size), dtype=float)
+    ctrl = {s: t_un[(sd == s) & (al == 0)].min(initial=np.inf) for s in np.unique(sd)}
+    t_ctrl = np.array([ctrl[s] for s in sd], dtype=float)
+    onset = np.fmin(t_un, np.where(np.isfinite(t_ctrl), t_ctrl, np.nan))
+    out = {"onset": onset}
+    for m in ("split", "loss"):
+        tau = np.array(u[f"tau_{m}"], dtype=float)
+        bad = np.isfinite(tau) & np.isfinite(onset) & (tau >= onset) & (al > 0)
+        out[f"bad_{m}"] = bad
+        out[f"tau_{m}"] = np.where(bad, np.nan, tau)
+    return out
+
+
 def _per_seed(cfg: BridgeConfig, u: dict) -> list[dict]:
     """Per seed: ``H_anti`` at the switch and (alpha = 0 net) at the end, the derived slope ``a_pred``, the
     fitted slope ``a_fit`` and the laws (with the derived log law, slope fixed to the seed's ``a_pred``)
@@ -305,7 +354,7 @@ def _per_seed(cfg: BridgeConfig, u: dict) -> list[dict]:
     from ghostsing.simulate.passage_laws import compare_laws
 
     al, sd = np.array(u["alphas"]), np.array(u["seeds"])
-    tau = np.array(u["tau_split"], dtype=float)
+    tau = contamination(u)["tau_split"]
     rows = []
     for k, s in enumerate(cfg.seeds):
         m = (sd == s) & (al > 0)
@@ -347,6 +396,44 @@ def _seed_table(rows: list[dict], cfg: BridgeConfig) -> list[str]:
     return lines + [""]
 
 
+def _nan_none(v) -> list:
+    return [None if not np.isfinite(t) else float(t) for t in np.asarray(v, dtype=float)]
+
+
+def _instability_lines(cfg: BridgeConfig, u: dict, con: dict) -> list[str]:
+    """The instability section of the report: per seed the control's onset, per run tau_split and
+    whether it came before the onset (``*``: contaminated, left out of the fits and predictions)."""
+    al, sd = np.array(u["alphas"]), np.array(u["seeds"])
+    t_un = np.array(u.get("t_unstable", [np.nan] * al.size), dtype=float)
+    mx = np.array(u.get("max_loss", [np.nan] * al.size), dtype=float)
+    tau = np.array(u["tau_split"], dtype=float)
+    pos = al > 0
+    n_un = int(np.isfinite(t_un).sum())
+    lines = ["### GD instability", "",
+             f"t_unstable: the first step at which a run's training loss exceeds its running minimum by "
+             f"{100 * cfg.unstable_margin:g} % (full-batch GD below the edge of stability 2/lr = "
+             f"{2 / cfg.lr:g} descends).  Unstable runs: {n_un} of {al.size} (the {int((al == 0).sum())} "
+             f"alpha = 0 controls included: {int(np.isfinite(t_un[~pos]).sum())}).  A passage at or after "
+             "the onset (the earlier of the run's own t_unstable and its seed's control's) is contaminated "
+             f"(*) and left out of the law fits and predictions: tau_split {int(con['bad_split'].sum())} of "
+             f"{int(pos.sum())}, tau_loss {int(con['bad_loss'].sum())} of {int(pos.sum())}.", ""]
+    seeds = list(dict.fromkeys(sd.tolist()))
+    lines += ["| alpha | " + " | ".join(f"seed {s}: tau_split (t_unstable)" for s in seeds) + " |",
+              "|---" * (1 + len(seeds)) + "|"]
+
+    def cell(j: int) -> str:
+        t = "—" if not np.isfinite(tau[j]) else f"{tau[j]:.0f}"
+        mark = "*" if con["bad_split"][j] else ""
+        return f"{t}{mark} ({'—' if not np.isfinite(t_un[j]) else f'{t_un[j]:.0f}'})"
+
+    for a in sorted(set(al.tolist())):
+        lines.append(f"| {a:g} | " + " | ".join(
+            cell(int(np.flatnonzero((al == a) & (sd == s))[0])) for s in seeds) + " |")
+    lines += ["", f"Largest training loss over the run (max over runs): {np.nanmax(mx):.3g}; at the switch "
+              f"(median): {np.median(u['plateau_loss']):.3g}.  —: no passage / no instability.", ""]
+    return lines
+
+
 def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: bool = True) -> ExperimentOutput:
     from ghostsing.experiments.deep_curvature import one_group_test
     from ghostsing.experiments.predictions import one_group_prediction
@@ -358,11 +445,12 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
     u = cached_units(out_dir, ["all"], lambda k: _unit(cfg, x, y, info, k), resume=resume, progress=progress,
                      tag="bridge")["all"]
     al, sd = np.array(u["alphas"]), np.array(u["seeds"])
-    fits = {m: _fit(al, np.array(u[f"tau_{m}"], dtype=float)) for m in ("split", "loss")}
+    con = contamination(u)
+    fits = {m: _fit(al, con[f"tau_{m}"]) for m in ("split", "loss")}
     p_seed = []
     for s in cfg.seeds:
-        m = (sd == s) & (al > 0) & np.isfinite(np.array(u["tau_split"], dtype=float))
-        t = np.array(u["tau_split"], dtype=float)[m]
+        m = (sd == s) & (al > 0) & np.isfinite(con["tau_split"])
+        t = con["tau_split"][m]
         p_seed.append(float(-np.polyfit(np.log(al[m]), np.log(t), 1)[0]) if m.sum() >= 3 else float("nan"))
     rows = _per_seed(cfg, u)
     neg = [r for r in rows if np.isfinite(r["a_pred"]) and np.isfinite(r["a_fit"])]
@@ -383,9 +471,9 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
             "the deep passage follows the derived log law: slope a_fit = a_pred = 1/ln(1 + lr|lambda_min|)",
             dev, +1,
             f"E = {cfg.a_tol:g} - mean of |a_fit/a_pred - 1| over the {len(neg)} of {len(rows)} seeds with "
-            "lambda_min(H_anti) < 0 at the switch and >= 3 alphas split (a_fit: least-squares slope of "
-            "tau_split against ln(1/alpha); a_pred from the Hessian restricted to the pair's antisymmetric "
-            "subspace)",
+            "lambda_min(H_anti) < 0 at the switch and >= 3 alphas split before the instability onset "
+            "(a_fit: least-squares slope of tau_split against ln(1/alpha); a_pred from the Hessian "
+            "restricted to the pair's antisymmetric subspace)",
             "a repelling overlap line: the split grows by 1 + lr|lambda_min(H_anti)| a GD step from an "
             "O(alpha) seed, so tau = ln(1/alpha)/ln(1 + lr|lambda_min|) + c",
             test=one_group_test(len(neg)),
@@ -397,6 +485,7 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
             "the plain net's permutation symmetry keeps the pair on the singular set for ever"),
     ]
     lines = ["## Bridge: passage off an overlap singularity against alpha", ""]
+    lines += _instability_lines(cfg, u, con)
     for m, lab in (("split", f"split of the pair > {cfg.split:g}"),
                    ("loss", f"loss {cfg.loss_drop:g} below its value at the switch")):
         f = fits[m]
@@ -417,7 +506,8 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
     zero_loss = [t for t, a in zip(u["tau_loss"], u["alphas"], strict=True) if a == 0 and t is not None]
     n_split = int(np.sum(np.isfinite(np.array(u["tau_split"], dtype=float)) & (al > 0)))
     lines += [f"Runs with alpha > 0 whose pair split within {cfg.steps} steps: {n_split} of "
-              f"{int(np.sum(al > 0))}.", ""]
+              f"{int(np.sum(al > 0))}, {n_split - int(con['bad_split'].sum())} of them before the GD "
+              "instability onset (the ones fitted).", ""]
     lines += [f"Control alpha = 0: the pair's split stays {max(zero_split):.1g} on every seed; the loss "
               f"falls {cfg.loss_drop:g} below its value at the switch on {len(zero_loss)} of "
               f"{len(cfg.seeds)} seeds "
@@ -429,8 +519,11 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
               f"{cfg.pre_steps} plain GD steps (lr {cfg.lr:g}) on the singular set, then {cfg.steps} with "
               f"skips; depth {cfg.depth}, width {cfg.width}, pair in hidden layer {cfg.layer}; "
               f"{cfg.n_train} {cfg.dataset} images pooled to {info['in_dim']} features."]
-    figs = plot_bridge(u, fits, cfg, out_dir, derived=rows)
+    figs = plot_bridge(u, fits, cfg, out_dir, derived=rows, contaminated=con["bad_split"])
     summary = {"data": info, "p_per_seed": p_seed,
+               "instability": {"t_unstable": u.get("t_unstable"), "onset": _nan_none(con["onset"]),
+                               "contaminated_split": int(con["bad_split"].sum()),
+                               "contaminated_loss": int(con["bad_loss"].sum())},
                "best_law": {m: f.get("order", [None])[0] for m, f in fits.items()},
                "laws": {m: f for m, f in fits.items()}, "per_seed": rows}
     return ExperimentOutput(tuple(preds), figs, {}, summary, "\n".join(lines))
@@ -439,11 +532,14 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
 PRESETS = {
     "bridge-small": BridgeConfig(seeds=(0, 1), n_train=32, width=4, alphas=(0.05, 0.1, 0.2), pre_steps=20,
                                  steps=200, split=0.01),
-    "bridge-cpu": BridgeConfig(),
+    # lr 0.01: the alpha = 0 controls stay stable for >= 36,000 steps after the switch (lr 0.05: ~4,000;
+    # 0.02: ~20,000); 30,000 steps keep every net below the measured onsets
+    "bridge-cpu": BridgeConfig(alphas=(1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0), lr=0.01,
+                               steps=30_000),
     "bridge": BridgeConfig(seeds=tuple(range(10)), n_train=2048, pool=8, width=32, depth=8, layer=4,
-                           alphas=(1e-4, 2e-4, 5e-4, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
-                           pre_steps=20_000,
-                           steps=200_000, device="auto"),
+                           alphas=(1e-4, 2e-4, 5e-4, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+                                   1.0),
+                           lr=0.01, pre_steps=20_000, steps=200_000, device="auto"),
 }
 
 EXPERIMENTS = (Experiment("bridge", "Bridge from the reduced model: passage off an overlap singularity "

@@ -218,12 +218,16 @@ def plot_llc_sweep(units: Mapping[str, Mapping], gamma_grid: Sequence[float], st
 
 
 def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, stem: str = "bridge",
-                derived: Sequence[Mapping] | None = None) -> tuple[str, ...]:
+                derived: Sequence[Mapping] | None = None,
+                contaminated: Sequence[bool] | None = None) -> tuple[str, ...]:
     """(a) split of the duplicated pair against GD step, alphas coloured along a sequential (viridis) scale;
     (b) passage time against alpha (per seed) with the pooled fitted laws; (c) with ``derived`` (the
     per-seed rows of the bridge experiment): tau against ln(1/alpha) per seed, the fitted line (solid) and
-    the derived slope ``a_pred`` with only its offset fitted (dashed); (d) the loss traces."""
+    the derived slope ``a_pred`` with only its offset fitted (dashed); (d) the loss traces, with the GD
+    instability onsets ``u["t_unstable"]`` of the runs (ticks).  ``contaminated`` (per run): passages after
+    the instability onset, drawn hollow in (b) and (c) and left out of the fits."""
     al = np.asarray(u["alphas"])
+    bad = np.zeros(al.size, bool) if contaminated is None else np.asarray(contaminated, dtype=bool)
     levels = sorted(set(al.tolist()))
     pos = [a for a in levels if a > 0]
     cmap = plt.get_cmap("viridis")
@@ -254,7 +258,12 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
         ax[0].legend(fontsize=6.5, ncol=2)
         tau = np.asarray(u["tau_split"], dtype=float)
         m = al > 0
-        ax[1].scatter(al[m], tau[m], color=colour_for("plain"), s=14, label="tau (split), per seed")
+        ax[1].scatter(al[m & ~bad], tau[m & ~bad], color=colour_for("plain"), s=14,
+                      label="tau (split), per seed")
+        if (m & bad).any():
+            ax[1].scatter(al[m & bad], tau[m & bad], facecolors="none", edgecolors=colour_for("plain"), s=14,
+                          label=f"tau (split) after the GD instability onset ({int((m & bad).sum())}, "
+                          "not fitted)")
         taul = np.asarray(u["tau_loss"], dtype=float)
         ax[1].scatter(al[m], taul[m], color=colour_for("other"), marker="x", s=14,
                       label="tau (loss drop; not a passage time, see report)")
@@ -278,7 +287,9 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
         for k, r in enumerate(derived or []):
             c = CYCLE[k % len(CYCLE)]
             mk = m & (sd == r["seed"])
-            ax[2].plot(np.log(1.0 / al[mk]), tau[mk], "o", color=c, ms=4, label=f"seed {r['seed']}")
+            ax[2].plot(np.log(1.0 / al[mk & ~bad]), tau[mk & ~bad], "o", color=c, ms=4,
+                       label=f"seed {r['seed']}")
+            ax[2].plot(np.log(1.0 / al[mk & bad]), tau[mk & bad], "o", color=c, ms=4, mfc="none")
             if np.isfinite(r.get("a_fit", np.nan)):
                 ax[2].plot(xs, r["a_fit"] * xs + r["c_fit"], color=c, lw=1)
             if r.get("c_derived") is not None and np.isfinite(r.get("a_pred", np.nan)):
@@ -288,10 +299,15 @@ def plot_bridge(u: Mapping, fits: Mapping[str, Mapping], cfg, out_dir: Path, ste
         ax[2].set_title("(c) per seed: fitted slope (solid), derived slope 1/ln(1+lr|lambda_min|) (dashed)")
         if derived:
             ax[2].legend(fontsize=6.5)
+        t_un = np.asarray(u.get("t_unstable", [np.nan] * al.size), dtype=float)
+        n_un = int(np.isfinite(t_un).sum())
+        for j in np.flatnonzero(np.isfinite(t_un)):
+            ax[3].axvline(t_un[j], ymin=0, ymax=0.04, color=col(al[j]), lw=0.8)
         ax[3].set_yscale("log")
         ax[3].set_xlabel("GD step after the skips are switched on")
         ax[3].set_ylabel("training loss")
-        ax[3].set_title("(d) training loss")
+        ax[3].set_title(f"(d) training loss (lr {cfg.lr:g}; GD instability onsets (ticks): {n_un} of "
+                        f"{al.size} runs)")
         fig.suptitle("Deep MLPs started on an overlap singularity: passage time against skip strength")
         return save_figure(fig, out_dir, stem)
 
