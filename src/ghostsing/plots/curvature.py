@@ -177,10 +177,11 @@ def plot_llc_sweep(units: Mapping[str, Mapping], gamma_grid: Sequence[float], st
                    gamma0: float, step0: float, out_dir: Path, stem: str = "llc",
                    time_grid: Sequence[float] = ()) -> tuple[str, ...]:
     """LLC against the localisation gamma_rel, against the step step_rel and (with ``time_grid``) against the
-    sampling-time factor (one line per swept net, the central setting included); last panel: the central
-    LLC per arm and seed."""
+    sampling-time factor (one line per swept net, the central setting included; dashed in the gamma panel:
+    the regular-model value ``LLC_gauss = (1/2) sum_i n beta lambda_i / (n beta lambda_i + gamma)`` of the
+    same net, where recorded); last panel: the central LLC per arm and seed."""
     grids = [(gamma_grid, "gamma_sweep", gamma0, "gamma_rel (gamma = gamma_rel sqrt(n beta))"),
-             (step_grid, "step_sweep", step0, "step_rel (eps a_max)")]
+             (step_grid, "step_sweep", step0, "step_rel (SGLD step x largest curvature of U at w*)")]
     if time_grid:
         grids.append((time_grid, "time_sweep", 1.0, "sampling time / central (draws and burn-in x factor)"))
     with style_context():
@@ -196,6 +197,10 @@ def plot_llc_sweep(units: Mapping[str, Mapping], gamma_grid: Sequence[float], st
                 ys = np.array([r["llc"] for r in u[key]] + [u["central"]["llc"]])
                 o = np.argsort(xs)
                 ax[j].plot(xs[o], ys[o], "o-", color=c, ms=3, lw=1, alpha=0.8)
+                gs = np.array([r.get("llc_gaussian", np.nan) for r in u[key]]
+                              + [u["central"].get("llc_gaussian", np.nan)], dtype=float)
+                if key == "gamma_sweep" and np.all(np.isfinite(gs)):
+                    ax[j].plot(xs[o], gs[o], "--", color=c, lw=0.8, alpha=0.8)
         for j, (_, _, _, lab) in enumerate(grids):
             ax[j].set_xscale("log")
             ax[j].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -211,6 +216,8 @@ def plot_llc_sweep(units: Mapping[str, Mapping], gamma_grid: Sequence[float], st
         ax[-1].set_ylabel("LLC at the central setting (per seed)")
         for a in ("plain", "residual"):
             ax[0].plot([], [], color=colour_for(a), label=a)
+        if any("llc_gaussian" in u["central"] for u in units.values()):
+            ax[0].plot([], [], "--", color="0.4", lw=0.8, label="regular-model value LLC_gauss")
         ax[0].legend(fontsize=8)
         fig.suptitle("Local learning coefficient: plateau in gamma, step and sampling time; plain vs "
                      "residual")
