@@ -25,9 +25,10 @@ Protocol (per seed):
    the skip.  The onset of a run is the earlier of its own ``t_unstable`` and its seed's ``alpha = 0``
    control's (the trajectory the seed's nets share until the pair splits); a passage at or after it is
    contaminated (:func:`contamination`) and left out of the law fits and the predictions.  ``lr`` is chosen
-   so that no net of the preset is unstable within ``steps`` (measured on the ``alpha = 0`` control: at
-   ``lr = 0.05`` every net of ``bridge-cpu`` turned unstable within ~4,000--10,000 steps, at ``0.02`` within
-   ~25,000).
+   so that no net of the preset is unstable within ``steps`` (measured on the ``bridge-cpu`` net: at
+   ``lr = 0.05`` every net turned unstable ~2,000--10,000 steps after the switch, the controls at
+   4,500--7,800; at ``0.02`` the controls from ~20,000--25,000; at ``0.01`` the first net at 36,000, the
+   controls at 41,000--82,000).
 
 The derived constant.  The swap of the two units is a symmetry of the plain net, so the antisymmetric subspace
 of the pair (``v = +u`` on unit 0's incoming weights, bias and outgoing weights, ``-u`` on unit 1's, zero
@@ -536,8 +537,8 @@ def run(cfg: BridgeConfig, out_dir: Path, *, resume: bool = False, progress: boo
 PRESETS = {
     "bridge-small": BridgeConfig(seeds=(0, 1), n_train=32, width=4, alphas=(0.05, 0.1, 0.2), pre_steps=20,
                                  steps=200, split=0.01),
-    # lr 0.01: the alpha = 0 controls stay stable for >= 36,000 steps after the switch (lr 0.05: ~4,000;
-    # 0.02: ~20,000); 30,000 steps keep every net below the measured onsets
+    # lr 0.01: every measured net (controls, alpha 1e-4 and 0.1) stays stable for >= 36,000 steps after the
+    # switch (lr 0.05: ~2,000; 0.02: ~20,000); 30,000 steps keep every net below the measured onsets
     "bridge-cpu": BridgeConfig(alphas=(1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0), lr=0.01,
                                steps=30_000),
     "bridge": BridgeConfig(seeds=tuple(range(10)), n_train=2048, pool=8, width=32, depth=8, layer=4,
