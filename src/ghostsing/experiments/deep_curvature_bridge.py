@@ -27,7 +27,7 @@ Protocol (per seed):
    contaminated (:func:`contamination`) and left out of the law fits and the predictions.  ``lr`` is chosen
    so that no net of the preset is unstable within ``steps`` (measured on the ``bridge-cpu`` net: at
    ``lr = 0.05`` every net turned unstable ~2,000--10,000 steps after the switch, the controls at
-   4,500--7,800; at ``0.02`` the controls from ~20,000--25,000; at ``0.01`` the first net at 36,000, the
+   4,500--7,800; at ``0.02`` seed 0's nets from ~20,000--25,000; at ``0.01`` the first net at 36,000, the
    controls at 41,000--82,000).
 
 The derived constant.  The swap of the two units is a symmetry of the plain net, so the antisymmetric subspace
