@@ -303,7 +303,7 @@ PRESETS = {
     "slt-small": SLTConfig(seeds=(0, 1, 2), sweep_seeds=3, control=False, n_train=400, width=3,
                            lbfgs_iters=100, newton_steps=30, grad_tol=1e-4, gamma_grid=(0.1,),
                            step_grid=(0.02,), chains=2, draws=50, burnin=20),
-    "slt-cpu": SLTConfig(),
+    "slt-cpu": SLTConfig(control=True),
     "slt": SLTConfig(seeds=tuple(range(10)), sweep_seeds=5, control=True, n_train=12000, pool=16, width=8,
                      depth=3, gamma_grid=(0.0125, 0.025, 0.1, 0.2), step_grid=(0.0025, 0.005, 0.02),
                      time_grid=(2.0, 4.0), chains=8, draws=8000, burnin=2000, lbfgs_iters=20000,
