@@ -308,7 +308,10 @@ def test_scaled_reduction_predicts_the_degenerate_passage():
     from ghostsing.experiments.plateau_cell import SYMMETRIC_LAW as law
 
     T0 = br.passage_time(1e-9, 2.0) - br.leading_law(1e-9, 2.0)
-    assert (law["c"], law["kappa"], law["T0"]) == pytest.approx((br.c, br.kappa, T0), abs=1e-4)
+    assert (law["c"], law["kappa"]) == pytest.approx((br.c, br.kappa), abs=1e-4)
+    # T0 is an integral along the branch up to the fold; between numpy/scipy builds it has been measured at
+    # -2.1606 and -2.1603 (the fold moves by ~1e-7); 5e-4 is 3e-6 of tau alpha^2 at alpha = 1e-3, z0 = 2
+    assert law["T0"] == pytest.approx(T0, abs=5e-4)
     alpha = 1e-3
     f = ex.compiled(ex.symmetric_spec(alpha))
     th0 = ex.overlap_starts(1, 1e-3, 2.0, np.random.default_rng(0))

@@ -1,5 +1,8 @@
 r"""``bridge``: from the reduced model to deep nets -- the passage off an overlap singularity against alpha.
 
+One idea: time the escape of a deep net from an exact overlap against the skip strength, and compare it with
+the reduced model's passage laws and with the rate derived from the Hessian's antisymmetric block.
+
 The reduced model (:doc:`ghosts`) says what a skip of strength ``alpha`` does to an overlap line: the line
 stops being critical and is crossed slowly, with a passage time that follows one of a few laws --
 ``tau = C / alpha`` (generic first-order drift ``alpha v1``), ``tau = alpha^-2 (a ln(1/alpha) + b)`` (the

@@ -85,7 +85,9 @@ def null_directions(layers: Sequence[tuple[Tensor, Tensor]], skips: Sequence[flo
             for j in range(i + 1, fan_out):
                 if dead[i] or dead[j]:
                     continue
-                if torch.equal(wb[i], wb[j]) and torch.equal(h_new[:, i], h_new[:, j]):
+                # equal outputs up to rounding: a matmul may round identical rows differently by column
+                if torch.equal(wb[i], wb[j]) and torch.allclose(h_new[:, i], h_new[:, j], rtol=1e-12,
+                                                                  atol=1e-12 * float(h_new.abs().max())):
                     pairs += 1
         dup_pairs.append(pairs)
         dup_total += pairs * max(0, n_next - (fan_in + 1))
