@@ -643,7 +643,8 @@ def estimate_llc(
             losses, dists, eps1, bias = _run_sgld(loss, w0, n, nbeta, gamma, cfg, eps, gen, fh, rel, pre)
             if cfg.extrapolate:
                 cfg2 = replace(cfg, step_rel=min(1.9, 2 * cfg.step_rel))
-                pre2, _ = _make_precond(cfg, f1, w0, nbeta, gamma)
+                # a Hessian metric is constant (never adapted): reuse it; an adapted one starts afresh
+                pre2 = pre if pre.kind == "hessian" else _make_precond(cfg, f1, w0, nbeta, gamma)[0]
                 l2, _, _, _ = _run_sgld(loss, w0, n, nbeta, gamma, cfg2, 2 * eps, gen, fh, rel, pre2)
             eps = eps1
     finally:
